@@ -1,0 +1,9 @@
+"""declipper: restore clipped audio with a network trained to invert clipping."""
+from .api import Detection, detect, load_model, restore
+from .detection import DetectionSettings
+from .engine import EngineSettings
+from .physics import ClippingLevels
+
+__version__ = "0.1.0"
+__all__ = ["ClippingLevels", "Detection", "DetectionSettings", "EngineSettings", "detect", "load_model",
+           "restore", "__version__"]

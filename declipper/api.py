@@ -1,0 +1,232 @@
+"""The Python API: the CLI is a thin shell around these functions.
+
+    import declipper
+    model = declipper.load_model()            # the shipped model, or a path to your own
+    found = declipper.detect(audio)           # levels and saturation mask of a [frames, channels] array
+    fixed = declipper.restore(audio, 44100)   # restored array, same shape
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .audio import OutputPlan, atomic_target, copy_unchanged, info, open_writer, plan_output, read_blocks
+from .checkpoint import load_checkpoint, resolve_model_path
+from .detection import (DetectionSettings, LevelEstimator, MaskStatistics, estimate_levels, fixed_levels,
+                        severity)
+from .engine import EngineSettings, StreamingRestorer
+from .network import Declipper
+from .physics import ClippingLevels, channel_mask
+
+MIN_RATE, MAX_RATE = 8000, 192000
+
+
+def load_model(path: str | os.PathLike | None = None) -> Declipper:
+    """A checkpoint by path or shipped name ('small'); None loads the default model.
+    Its metadata is on ``model.metadata``."""
+    model, metadata = load_checkpoint(resolve_model_path(path))
+    model.metadata = metadata
+    return model
+
+
+def as_frames(audio: np.ndarray) -> np.ndarray:
+    """[frames] or [frames, channels] float audio as a float32 [frames, channels] array."""
+    audio = np.asarray(audio)
+    if audio.ndim == 1:
+        audio = audio[:, None]
+    if audio.ndim != 2 or audio.shape[1] == 0:
+        raise ValueError(f"audio must be [frames] or [frames, channels], got shape {audio.shape}")
+    if not np.issubdtype(audio.dtype, np.floating):
+        raise ValueError(f"audio must be floating point (got {audio.dtype}); read files with dtype='float32'")
+    if not np.isfinite(audio).all():
+        raise ValueError("audio contains NaN or infinite samples")
+    return audio.astype(np.float32, copy=False)
+
+
+def check_rate(sample_rate: int) -> None:
+    if not MIN_RATE <= sample_rate <= MAX_RATE:
+        raise ValueError(f"sample rate {sample_rate} Hz is outside the supported {MIN_RATE}-{MAX_RATE} Hz")
+
+
+@dataclass
+class Detection:
+    levels: ClippingLevels
+    mask: np.ndarray  # [frames, channels] int8: +1 saturated high, -1 saturated low, 0 reliable
+
+    @property
+    def clipped_fraction(self) -> np.ndarray:
+        return (self.mask != 0).mean(axis=0)
+
+
+def find_levels(audio: np.ndarray, settings: DetectionSettings) -> ClippingLevels:
+    if settings.threshold is not None:
+        return fixed_levels(audio.shape[1], settings.threshold, settings.tolerance)
+    return estimate_levels(audio, settings.tolerance)
+
+
+def detect(audio: np.ndarray, tolerance: float = 1e-4, min_run: int = 1,
+           threshold: tuple[float, float] | None = None) -> Detection:
+    """Clipping levels per channel and polarity, and which samples sit at them."""
+    frames = as_frames(audio)
+    levels = find_levels(frames, DetectionSettings(tolerance, min_run, threshold))
+    mask = channel_mask(torch.from_numpy(np.ascontiguousarray(frames.T)), levels.as_tensors(), min_run)
+    return Detection(levels, mask.T.numpy())
+
+
+def restore(audio: np.ndarray, sample_rate: int, model: Declipper | None = None,
+            levels: ClippingLevels | None = None, detection: DetectionSettings = DetectionSettings(),
+            engine: EngineSettings = EngineSettings()) -> np.ndarray:
+    """Restore clipped audio held in memory; ``levels`` skips detection when they are known."""
+    check_rate(sample_rate)
+    original_shape = np.shape(audio)
+    frames = as_frames(audio)
+    if levels is None:
+        levels = find_levels(frames, detection)
+    if not levels.any_clipped:
+        return frames.reshape(original_shape).copy()
+    engine = EngineSettings(**{**engine.__dict__, "min_run": detection.min_run})
+    restorer = StreamingRestorer(model if model is not None else load_model(), levels, engine)
+    restored = np.concatenate([block for block, _ in restorer.process([frames])], axis=0)
+    return restored.reshape(original_shape)
+
+
+ProgressCallback = Callable[[str, int, int], None]  # (stage, frames done, frames in all)
+
+
+@dataclass
+class FileReport:
+    """What happened to one file; ``error`` is set when it failed."""
+
+    source: Path
+    target: Path | None = None
+    channels: int = 0
+    sample_rate: int = 0
+    frames: int = 0
+    levels: ClippingLevels | None = None
+    clipped_fraction: list[float] = field(default_factory=list)
+    longest_run: list[int] = field(default_factory=list)
+    input_peak: float | None = None  # measured by scan_file
+    restored_peak: float = 0.0
+    gain: float = 1.0
+    seconds: float = 0.0
+    action: str = ""
+    error: str | None = None
+
+    @property
+    def severity(self) -> str:
+        return severity(max(self.clipped_fraction, default=0.0))
+
+    def to_json(self) -> dict:
+        return {
+            "file": str(self.source), "output": str(self.target) if self.target else None,
+            "channels": self.channels, "sample_rate": self.sample_rate, "frames": self.frames,
+            "duration_s": self.frames / self.sample_rate if self.sample_rate else 0.0,
+            "levels": self.levels.to_json() if self.levels else None,
+            "clipped_fraction": self.clipped_fraction, "longest_run": self.longest_run,
+            "severity": self.severity, "input_peak": self.input_peak, "restored_peak": self.restored_peak,
+            "gain_db": 20 * math.log10(self.gain), "seconds": round(self.seconds, 3), "action": self.action,
+            "error": self.error,
+        }
+
+
+def _file_levels(source: Path, frames: int, detection: DetectionSettings, channels: int,
+                 progress: ProgressCallback | None) -> ClippingLevels:
+    """First pass over a file: the levels, from the amplitude distribution of all of it."""
+    if detection.threshold is not None:
+        return fixed_levels(channels, detection.threshold, detection.tolerance)
+    estimator = LevelEstimator(channels, detection.tolerance)
+    done = 0
+    for block in read_blocks(source):
+        estimator.update(block)
+        done += len(block)
+        if progress:
+            progress("detect", done, frames)
+    return estimator.levels()
+
+
+def scan_file(source: str | os.PathLike, detection: DetectionSettings = DetectionSettings(),
+              progress: ProgressCallback | None = None) -> FileReport:
+    """A clipping report of a file, without writing audio."""
+    started = time.perf_counter()
+    source = Path(source)
+    details = info(source)
+    levels = _file_levels(source, details.frames, detection, details.channels, progress)
+    stats = MaskStatistics(details.channels)
+    tensors = levels.as_tensors()
+    peak, done, tail = 0.0, 0, None
+    for block in read_blocks(source):
+        # carry min_run samples across blocks so runs that straddle a boundary are judged whole
+        joined = block if tail is None else np.concatenate([tail, block])
+        mask = channel_mask(torch.from_numpy(np.ascontiguousarray(joined.T)), tensors, detection.min_run).T.numpy()
+        stats.update(mask[0 if tail is None else len(tail):])
+        tail = block[-detection.min_run:]
+        peak = max(peak, float(np.abs(block).max(initial=0.0)))
+        done += len(block)
+        if progress:
+            progress("scan", done, details.frames)
+    return FileReport(source, None, details.channels, details.samplerate, details.frames, levels,
+                      stats.clipped_fraction.tolist(), stats.longest.tolist(), peak, peak, 1.0,
+                      time.perf_counter() - started, "scanned")
+
+
+def restore_file(source: str | os.PathLike, target: str | os.PathLike, model: Declipper | None = None,
+                 detection: DetectionSettings = DetectionSettings(), engine: EngineSettings = EngineSettings(),
+                 headroom: str = "auto", ceiling_db: float = -0.1,
+                 progress: ProgressCallback | None = None) -> FileReport:
+    """Restore a file of any length in fixed memory and write the result atomically.
+
+    Unclipped files are copied bit for bit. Otherwise the result keeps float samples, or (for
+    containers without float, or headroom='gain') is scaled by one gain so nothing clips again.
+    """
+    started = time.perf_counter()
+    source, target = Path(source), Path(target)
+    details = info(source)
+    check_rate(details.samplerate)
+    plan = plan_output(source, target, headroom, ceiling_db)
+    levels = _file_levels(source, details.frames, detection, details.channels, progress)
+    report = FileReport(source, plan.path, details.channels, details.samplerate, details.frames, levels)
+    if not levels.any_clipped:
+        copy_unchanged(source, plan.path.with_suffix(source.suffix))
+        report.target = plan.path.with_suffix(source.suffix)
+        report.clipped_fraction = [0.0] * details.channels
+        report.longest_run = [0] * details.channels
+        report.action = "no clipping found: copied unchanged"
+        report.seconds = time.perf_counter() - started
+        return report
+    restorer = StreamingRestorer(model if model is not None else load_model(), levels,
+                                 EngineSettings(**{**engine.__dict__, "min_run": detection.min_run}))
+    stats = MaskStatistics(details.channels)
+    with atomic_target(plan.path) as temporary:
+        float_plan = OutputPlan(temporary, "WAV", "FLOAT", False) if plan.make_up_gain else plan
+        staging = temporary.with_suffix(".staging.wav") if plan.make_up_gain else temporary
+        try:
+            done = 0
+            with open_writer(staging, details.samplerate, details.channels, float_plan) as writer:
+                for restored, mask in restorer.process(read_blocks(source)):
+                    writer.write(restored)
+                    stats.update(mask)
+                    report.restored_peak = max(report.restored_peak, float(np.abs(restored).max(initial=0.0)))
+                    done += len(restored)
+                    if progress:
+                        progress("restore", done, details.frames)
+            if plan.make_up_gain:
+                ceiling = 10 ** (plan.ceiling_db / 20)
+                report.gain = min(1.0, ceiling / report.restored_peak) if report.restored_peak > 0 else 1.0
+                with open_writer(temporary, details.samplerate, details.channels, plan) as writer:
+                    for block in read_blocks(staging):
+                        writer.write(block * report.gain)
+        finally:
+            if staging != temporary and staging.exists():
+                staging.unlink()
+    report.clipped_fraction = stats.clipped_fraction.tolist()
+    report.longest_run = stats.longest.tolist()
+    report.action = plan.describe(report.gain)
+    report.seconds = time.perf_counter() - started
+    return report

@@ -1,0 +1,346 @@
+"""The command line: a thin layer over the Python API (see declipper.api)."""
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import torch
+import typer
+from rich.console import Console
+
+from .engine import default_threads
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Restore clipped audio with a network trained to invert clipping.")
+console = Console(stderr=True)
+
+
+@app.callback()
+def declipper() -> None:
+    """Restore clipped audio with a network trained to invert clipping."""
+
+
+def set_threads(threads: Optional[int]) -> None:
+    torch.set_num_threads(threads or default_threads())
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set in this process
+        pass
+
+
+def fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+@app.command()
+def train(
+    data: List[Path] = typer.Argument(..., help="Folders or files of audio to learn from."),
+    out: Path = typer.Option(..., "--out", help="Checkpoint to write (OUT.resume holds the state to resume)."),
+    mode: str = typer.Option("supervised", help="supervised: clean audio clipped on the fly."),
+    steps: int = typer.Option(5000, help="Optimizer steps in all."),
+    batch: int = typer.Option(16, help="Crops per step."),
+    crop: int = typer.Option(16384, help="Samples per crop."),
+    learning_rate: float = typer.Option(1e-3, "--lr"),
+    init: Optional[Path] = typer.Option(None, help="Start from this checkpoint instead of from scratch."),
+    resume: bool = typer.Option(False, help="Continue an interrupted run from OUT.resume."),
+    validate: List[Path] = typer.Option([], help="Held-out clean audio scored at every checkpoint."),
+    cache: Path = typer.Option(Path(".declipper-cache"), help="Where decoded audio is cached."),
+    checkpoint_every: int = typer.Option(250, help="Steps between checkpoints."),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    precision: str = typer.Option("auto", help="auto (bf16 where fast), bf16 or fp32."),
+    threads: Optional[int] = typer.Option(None, help="Torch CPU threads (default: one per core, at most 8)."),
+) -> None:
+    """Train or fine-tune a model."""
+    from .training import TrainSettings, train as run_training
+
+    set_threads(threads)
+    settings = TrainSettings(mode=mode, steps=steps, batch=batch, crop=crop, learning_rate=learning_rate,
+                             seed=seed, checkpoint_every=checkpoint_every, device=device, precision=precision)
+    command = "declipper " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+                  TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                  console=console) as progress:
+        task = progress.add_task("train", total=steps, loss="-", rate="")
+
+        def show(step: int, loss: float) -> None:
+            speed = progress.tasks[0].speed
+            rate = f"{speed * batch * crop / 1000:.0f} k samples/s" if speed else ""
+            progress.update(task, completed=step, loss=f"{loss:.2f}", rate=rate)
+
+        try:
+            run_training(data, out, settings, cache, init=init, resume=resume, validation=validate,
+                         command=command, log=progress.console.log, on_step=show)
+        except (ValueError, FileNotFoundError) as error:
+            fail(str(error))
+
+
+def detection_settings(threshold: Optional[str], tolerance: float, min_run: int):
+    from .detection import DetectionSettings, parse_threshold
+
+    if tolerance < 0:
+        fail("--tolerance must be >= 0")
+    if min_run < 1:
+        fail("--min-run must be >= 1")
+    try:
+        return DetectionSettings(tolerance, min_run, parse_threshold(threshold) if threshold else None)
+    except ValueError as error:
+        fail(str(error))
+
+
+def gather_inputs(paths: List[Path], pattern: str) -> list[tuple[Path, Optional[Path]]]:
+    """(file, the folder it was found under) for every input; folders are searched recursively."""
+    from .data import audio_files
+
+    found: list[tuple[Path, Optional[Path]]] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend((f, path) for f in audio_files([path], pattern))
+        elif path.exists():
+            found.append((path, None))
+        else:
+            fail(f"no such file or folder: {path}")
+    if not found:
+        fail("no audio files found in " + ", ".join(map(str, paths)))
+    return found
+
+
+def format_levels(levels) -> str:
+    import math
+
+    if levels is None:
+        return "-"
+    parts = []
+    for c in range(levels.channels):
+        up, low = levels.upper[c], levels.lower[c]
+        if not (math.isfinite(up) or math.isfinite(low)):
+            parts.append("none")
+        else:
+            parts.append("/".join(f"{v:+.3f}" if math.isfinite(v) else "-" for v in (up, low)))
+    return " ".join(parts)
+
+
+def progress_display():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=console, transient=True)
+
+
+@app.command()
+def fix(
+    paths: List[Path] = typer.Argument(..., help="Clipped audio files, or folders to search."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output",
+                                          help="Output file (one input) or folder (mirrors the input tree)."),
+    in_place: bool = typer.Option(False, "--in-place", help="Replace each input with its restoration."),
+    glob: str = typer.Option("*", help="Pattern for files inside folders, e.g. '*.wav'."),
+    skip_existing: bool = typer.Option(False, help="Leave files whose output already exists (resume a batch)."),
+    model: Optional[str] = typer.Option(None, help="Checkpoint path or shipped model name (default: small)."),
+    headroom: str = typer.Option("auto", help="float: keep float samples; gain: scale so restored peaks fit the "
+                                             "input's sample format; auto: float where the container allows."),
+    ceiling: float = typer.Option(-0.1, help="Restored peak in dBFS when a make-up gain is applied."),
+    threshold: Optional[str] = typer.Option(None, help="Clipping level instead of detection: '-0.3dB', '0.95', "
+                                                       "or per polarity '0.95,-0.9'."),
+    tolerance: float = typer.Option(1e-4, help="How far below the level a sample still counts as saturated, relative to the level."),
+    min_run: int = typer.Option(1, help="Shortest run of saturated samples that is restored."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    precision: str = typer.Option("auto", help="auto (bf16 where fast), bf16 or fp32."),
+    window: int = typer.Option(16384, help="Samples per network window."),
+    batch: int = typer.Option(16, help="Windows per network call."),
+    threads: Optional[int] = typer.Option(None, help="Torch CPU threads (default: one per core, at most 8)."),
+) -> None:
+    """Detect clipping, restore it, and write the result."""
+    from .api import FileReport, load_model, restore_file
+    from .audio import AudioError, output_path
+    from .checkpoint import CheckpointError
+    from .engine import EngineSettings, resolve_device
+
+    set_threads(threads)
+    settings = detection_settings(threshold, tolerance, min_run)
+    if headroom not in ("auto", "float", "gain"):
+        fail(f"--headroom must be auto, float or gain, not {headroom!r}")
+    try:
+        resolve_device(device)
+        network = load_model(model)
+    except (CheckpointError, ValueError) as error:
+        fail(str(error))
+    inputs = gather_inputs(paths, glob)
+    many = len(inputs) > 1 or any(root is not None for _, root in inputs)
+    if in_place and output is not None:
+        fail("--in-place and --output exclude each other")
+    if output is not None and len(inputs) > 1 and output.suffix and not output.is_dir():
+        fail(f"{len(inputs)} inputs need an output folder, not the file {output}")
+    engine = EngineSettings(window=window, batch=batch, device=device, precision=precision)
+    reports: list[FileReport] = []
+    with progress_display() as progress:
+        files_task = progress.add_task("files", total=len(inputs))
+        for source, root in inputs:
+            target = output_path(source, output, root, many, in_place)
+            if skip_existing and not in_place and target.exists():
+                reports.append(FileReport(source, target, action="skipped: output exists"))
+                progress.advance(files_task)
+                continue
+            file_task = progress.add_task(source.name, total=1)
+
+            def show(stage: str, done: int, total: int, task=file_task, name=source.name) -> None:
+                progress.update(task, description=f"{stage} {name}", completed=done, total=max(total, 1))
+
+            try:
+                reports.append(restore_file(source, target, network, settings, engine, headroom, ceiling, show))
+            except (AudioError, ValueError, RuntimeError, OSError) as error:
+                reports.append(FileReport(source, target, error=str(error).splitlines()[0]))
+            progress.remove_task(file_task)
+            progress.advance(files_task)
+    print_fix_summary(reports)
+    if any(r.error for r in reports):
+        raise typer.Exit(1)
+
+
+def print_fix_summary(reports) -> None:
+    import math
+
+    from rich.table import Table
+
+    table = Table(title="declipper fix")
+    for column in ("file", "ch", "clipped %", "levels", "restored peak", "written", "s"):
+        left = column in ("file", "levels", "written")
+        table.add_column(column, justify="left" if left else "right", overflow="fold" if left else "ellipsis")
+    for r in reports:
+        if r.error:
+            table.add_row(str(r.source), "", "", "", "", "[red]failed[/red]", "")
+            continue
+        clipped = " ".join(f"{100 * f:.2f}" for f in r.clipped_fraction) or "-"
+        peak = f"{20 * math.log10(r.restored_peak):+.2f} dBFS" if r.restored_peak > 0 else "-"
+        written = f"{r.target}: {r.action}" if r.target else r.action
+        table.add_row(str(r.source), str(r.channels or ""), clipped, format_levels(r.levels), peak, written,
+                      f"{r.seconds:.1f}")
+    Console().print(table)
+    failed = [r for r in reports if r.error]
+    for r in failed:
+        console.print(f"[red]failed:[/red] {r.source}: {r.error}")
+    console.print(f"{len(reports) - len(failed)} of {len(reports)} files done"
+                  + (f", [red]{len(failed)} failed[/red]" if failed else ""))
+
+
+@app.command()
+def scan(
+    paths: List[Path] = typer.Argument(..., help="Audio files, or folders to search."),
+    glob: str = typer.Option("*", help="Pattern for files inside folders."),
+    json_output: bool = typer.Option(False, "--json", help="Print a JSON report instead of a table."),
+    threshold: Optional[str] = typer.Option(None, help="Clipping level instead of detection."),
+    tolerance: float = typer.Option(1e-4, help="How far below the level a sample still counts as saturated, relative to the level."),
+    min_run: int = typer.Option(1, help="Shortest run of saturated samples that counts."),
+) -> None:
+    """Report clipping without writing audio."""
+    import json
+    import math
+
+    from rich.table import Table
+
+    from .api import FileReport, scan_file
+    from .audio import AudioError
+
+    settings = detection_settings(threshold, tolerance, min_run)
+    reports: list[FileReport] = []
+    with progress_display() as progress:
+        files_task = progress.add_task("files", total=None)
+        inputs = gather_inputs(paths, glob)
+        progress.update(files_task, total=len(inputs))
+        for source, _ in inputs:
+            task = progress.add_task(source.name, total=1)
+            try:
+                reports.append(scan_file(source, settings, lambda stage, done, total, t=task:
+                                         progress.update(t, completed=done, total=max(total, 1))))
+            except (AudioError, ValueError) as error:
+                reports.append(FileReport(source, error=str(error).splitlines()[0]))
+            progress.remove_task(task)
+            progress.advance(files_task)
+    if json_output:
+        print(json.dumps([r.to_json() for r in reports], indent=2))
+    else:
+        table = Table(title="declipper scan")
+        for column in ("file", "ch", "clipped %", "longest run", "levels (+/-)", "peak", "severity"):
+            left = column in ("file", "levels (+/-)", "severity")
+            table.add_column(column, justify="left" if left else "right", overflow="fold" if left else "ellipsis")
+        for r in reports:
+            if r.error:
+                table.add_row(str(r.source), "", "", "", "", "", f"[red]unreadable: {r.error}[/red]")
+                continue
+            peak = f"{20 * math.log10(r.input_peak):+.2f} dBFS" if r.input_peak else "-"
+            table.add_row(str(r.source), str(r.channels), " ".join(f"{100 * f:.3f}" for f in r.clipped_fraction),
+                          " ".join(map(str, r.longest_run)), format_levels(r.levels), peak, r.severity)
+        Console().print(table)
+    if any(r.error for r in reports):
+        raise typer.Exit(1)
+
+
+@app.command("eval")
+def evaluate(
+    clean: List[Path] = typer.Argument(..., help="Clean (unclipped) audio files or folders."),
+    input_sdr: str = typer.Option("1,3,5,7,10,15,20", help="Input SDRs (dB) to clip at, comma-separated."),
+    model: Optional[str] = typer.Option(None, help="Checkpoint path or shipped model name (default: small)."),
+    seconds: Optional[float] = typer.Option(None, help="Score excerpts of this many seconds, not whole files."),
+    excerpts: int = typer.Option(1, help="Evenly spaced excerpts per file (with --seconds)."),
+    glob: str = typer.Option("*", help="Pattern for files inside folders."),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON (per item and summary) instead of tables."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    precision: str = typer.Option("auto", help="auto (bf16 where fast), bf16 or fp32."),
+    threads: Optional[int] = typer.Option(None, help="Torch CPU threads (default: one per core, at most 8)."),
+) -> None:
+    """Clip clean audio at given input SDRs (the survey's rule), restore it, and score the gain."""
+    import json
+
+    from rich.table import Table
+
+    from .api import load_model, restore
+    from .checkpoint import CheckpointError
+    from .engine import EngineSettings
+    from .evaluation import PUBLISHED, evaluate as run_evaluation, summarise
+
+    set_threads(threads)
+    try:
+        levels = [float(v) for v in input_sdr.split(",") if v.strip()]
+    except ValueError:
+        fail(f"--input-sdr takes numbers separated by commas, not {input_sdr!r}")
+    try:
+        network = load_model(model)
+    except CheckpointError as error:
+        fail(str(error))
+    files = [path for path, _ in gather_inputs(clean, glob)]
+    engine = EngineSettings(device=device, precision=precision)
+    with progress_display() as progress:
+        task = progress.add_task("evaluating", total=None)
+        rows = run_evaluation(lambda y, rate, lv: restore(y, rate, network, levels=lv, engine=engine), files,
+                              levels, seconds, excerpts,
+                              lambda done, total: progress.update(task, completed=done, total=total))
+    summary = summarise(rows)
+    if json_output:
+        print(json.dumps({"model": getattr(network, "metadata", {}).get("training", {}).get("command"),
+                          "summary": summary, "items": rows}, indent=2))
+        return
+    table = Table(title=f"declipper eval: mean over {len(rows) // max(len(levels), 1)} items (dB)")
+    for column in ("input SDR", "ΔSDR", "ΔSDR clipped samples", "clipped %"):
+        table.add_column(column, justify="right")
+    for row in summary:
+        table.add_row(f"{row['input_sdr']:g}", f"{row['delta_sdr']:.2f}", f"{row['delta_sdr_clipped']:.2f}",
+                      f"{100 * row['clipped_fraction']:.2f}")
+    Console().print(table)
+    survey = Table(title="Published mean ΔSDR on the ten EBU SQAM excerpts (Záviška et al. 2021), "
+                         "not on these files")
+    survey.add_column("method")
+    shown = [row for row in summary if row["published_sqam"]]
+    for row in shown:
+        survey.add_column(f"{row['input_sdr']:g} dB", justify="right")
+    if shown:
+        for method in PUBLISHED:
+            survey.add_row(method, *(f"{row['published_sqam'][method]:.2f}" for row in shown))
+        Console().print(survey)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,131 @@
+"""Training material: folders of audio decoded once into a cache, and random crops from it.
+
+Files in any format soundfile reads are decoded to float (never clamped: decoded Vorbis can exceed
+1.0), stored as float16 .npy arrays per file and rate, and memory-mapped, so a corpus of hours costs
+no RAM. Each file is also cached at one other rate (resampled with resampy) so the network learns at
+the rates users bring. A file that cannot be read is skipped with a warning.
+"""
+from __future__ import annotations
+
+import hashlib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import resampy
+import soundfile as sf
+import torch
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64", ".opus"}
+AUGMENT_RATES = (16000, 22050, 96000)
+
+
+def audio_files(paths: Iterable[str | Path], pattern: str = "*") -> list[Path]:
+    """Audio files named directly or found below folders, in a stable order."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found.extend(p for p in sorted(path.rglob(pattern)) if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+        elif path.exists():
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"no such file or folder: {path}")
+    return found
+
+
+@dataclass
+class Track:
+    name: str
+    rate: int
+    samples: np.ndarray  # [channels, frames], float16, memory-mapped
+
+    @property
+    def frames(self) -> int:
+        return self.samples.shape[1]
+
+
+def _cache_key(path: Path, rate: int | None) -> str:
+    stat = path.stat()
+    text = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{rate}"
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def _decode(path: Path, rate: int | None, cache: Path) -> Track:
+    target = cache / f"{path.stem[:40]}-{_cache_key(path, rate)}.npy"
+    if not target.exists():
+        audio, native = sf.read(path, dtype="float32", always_2d=True)
+        audio = audio.T
+        if rate is not None and rate != native:
+            audio = resampy.resample(audio, native, rate, filter="kaiser_fast", axis=-1)
+        temporary = target.with_suffix(".tmp.npy")
+        np.save(temporary, audio.astype(np.float16))
+        temporary.replace(target)
+        (target.with_suffix(".rate")).write_text(str(rate or native))
+    return Track(path.name, int(target.with_suffix(".rate").read_text()), np.load(target, mmap_mode="r"))
+
+
+class AudioCorpus:
+    """Every file at its own rate, plus (with ``augment_rates``) one extra rate per file."""
+
+    def __init__(self, paths: Sequence[str | Path], cache: str | Path, augment_rates: Sequence[int] = (),
+                 progress: Callable[[str], None] | None = None):
+        cache = Path(cache)
+        cache.mkdir(parents=True, exist_ok=True)
+        self.tracks: list[Track] = []
+        for number, path in enumerate(audio_files(paths)):
+            if progress:
+                progress(path.name)
+            rates: list[int | None] = [None]
+            if augment_rates:
+                rates.append(augment_rates[number % len(augment_rates)])
+            for rate in rates:
+                try:
+                    self.tracks.append(_decode(path, rate, cache))
+                except Exception as error:  # a broken file must not stop a long run
+                    warnings.warn(f"skipping {path}: {error}")
+                    break
+        if not self.tracks:
+            raise ValueError("no readable audio found in " + ", ".join(map(str, paths)))
+
+    @property
+    def seconds(self) -> float:
+        return sum(t.frames / t.rate for t in self.tracks)
+
+
+class CropSampler:
+    """Random mono crops: a random track (by length), offset, channel mix and polarity.
+
+    Near-silent crops are redrawn: clipping never reaches them and they teach nothing.
+    """
+
+    def __init__(self, corpus: AudioCorpus, length: int, seed: int = 0):
+        usable = [t for t in corpus.tracks if t.frames > length]
+        if not usable:
+            raise ValueError(f"no track is longer than the crop length ({length} samples)")
+        self.tracks = usable
+        weights = np.array([t.frames for t in usable], dtype=np.float64)
+        self.weights = weights / weights.sum()
+        self.length = length
+        self.rng = np.random.default_rng(seed)
+
+    def state(self) -> dict:
+        return self.rng.bit_generator.state
+
+    def set_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state
+
+    def crop(self) -> np.ndarray:
+        for _ in range(100):
+            track = self.tracks[self.rng.choice(len(self.tracks), p=self.weights)]
+            start = int(self.rng.integers(0, track.frames - self.length))
+            stereo = np.asarray(track.samples[:, start : start + self.length], dtype=np.float32)
+            mix = self.rng.dirichlet(np.ones(stereo.shape[0])) if stereo.shape[0] > 1 else np.ones(1)
+            mono = (mix[:, None] * stereo).sum(0) * self.rng.choice([-1.0, 1.0])
+            if np.sqrt(np.mean(mono**2)) > 1e-3:
+                return mono.astype(np.float32)
+        raise ValueError("the corpus seems silent: 100 crops in a row had no signal")
+
+    def batch(self, size: int) -> torch.Tensor:
+        return torch.from_numpy(np.stack([self.crop() for _ in range(size)]))

@@ -1,0 +1,160 @@
+"""The streaming engine: restore a signal of any length in overlapping windows, in fixed memory.
+
+Like Demucs' ``apply``: the signal is cut into windows of ``window`` samples on a fixed grid with a
+hop of ``window * (1 - overlap)``, several windows go through the network per batch, and the outputs
+are blended with a triangular weight so no seam shows. Windows without a saturated sample skip the
+network (their output would be the input). Every output block is projected onto the set of signals
+consistent with the input, so reliable samples are returned bit for bit.
+
+Blocks stream in and out: memory depends on the window and batch, never on the duration.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from .network import Declipper
+from .physics import ClippingLevels, channel_mask, project_consistent
+
+
+def default_threads() -> int:
+    """One torch thread per core, at most 8: more only thrash on shared machines."""
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise ValueError(f"unknown device {name!r}: use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """bf16 autocast pays off on GPUs and on CPUs with AMX or AVX-512 bf16 units."""
+    if device.type == "cuda":
+        return True
+    cpu = getattr(torch, "cpu", None)
+    return bool(cpu and (getattr(cpu, "_is_amx_tile_supported", lambda: False)()
+                         or getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()))
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    use_bf16 = precision == "bf16" or (precision == "auto" and bf16_is_fast(device))
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"unknown precision {precision!r}: use auto, bf16 or fp32")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
+
+
+@dataclass
+class EngineSettings:
+    window: int = 16384
+    overlap: float = 0.25
+    batch: int = 16
+    device: str = "auto"
+    precision: str = "auto"
+    min_run: int = 1
+
+
+class StreamingRestorer:
+    """Feeds [frames, channels] blocks through the model; yields restored blocks and their masks."""
+
+    def __init__(self, model: Declipper, levels: ClippingLevels, settings: EngineSettings = EngineSettings()):
+        if not 0 <= settings.overlap < 1:
+            raise ValueError("overlap must be in [0, 1)")
+        self.settings = settings
+        self.device = resolve_device(settings.device)
+        self.model = model.to(self.device).eval()
+        multiple = model.config.multiple
+        self.window = max(multiple, -(-settings.window // multiple) * multiple)
+        self.hop = max(1, int(round(self.window * (1 - settings.overlap))))
+        half = self.window // 2
+        ramp = torch.cat([torch.arange(1, half + 1), torch.arange(self.window - half, 0, -1)]).float()
+        self.weight = (ramp / ramp.max()).to(self.device)
+        self.levels = levels.as_tensors(self.device)
+        self.margin = max(settings.min_run, 1)
+
+    def _mask(self, signal: torch.Tensor, start: int, stop: int, base: int) -> torch.Tensor:
+        """Mask of absolute samples [start, stop), computed with run-length context around them."""
+        lo = max(start - self.margin, base)
+        hi = min(stop + self.margin, base + signal.shape[1])
+        mask = channel_mask(signal[:, lo - base : hi - base], self.levels, self.settings.min_run)
+        return mask[:, start - lo : stop - lo]
+
+    def process(self, blocks: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        channels = self.levels["upper"].shape[0]
+        buffer = torch.zeros(channels, 0, device=self.device)
+        total = torch.zeros_like(buffer)  # weighted sum of window outputs
+        norm = torch.zeros_like(buffer)  # sum of weights
+        base = 0  # absolute index of buffer[:, 0]
+        emitted = 0  # everything before this has been yielded
+        next_window = 0  # absolute start of the next window to run
+        pending: list[tuple[int, int]] = []  # (start, channel) of windows waiting for a batch
+        blocks = iter(blocks)
+        finished = False
+        while not finished:
+            block = next(blocks, None)
+            if block is None:
+                finished = True
+            else:
+                if block.ndim != 2 or block.shape[1] != channels:
+                    raise ValueError(f"expected blocks of shape [frames, {channels}], got {block.shape}")
+                incoming = torch.from_numpy(np.ascontiguousarray(block.T, dtype=np.float32)).to(self.device)
+                buffer = torch.cat([buffer, incoming], dim=1)
+                total = torch.cat([total, torch.zeros_like(incoming)], dim=1)
+                norm = torch.cat([norm, torch.zeros_like(incoming)], dim=1)
+            end = base + buffer.shape[1]
+            # queue every window whose samples (and run-length context) have all arrived
+            while next_window < end and (finished or next_window + self.window + self.margin <= end):
+                stop = min(next_window + self.window, end)
+                window_mask = self._mask(buffer, next_window, stop, base)
+                for channel in torch.nonzero(window_mask.any(dim=1)).flatten().tolist():
+                    pending.append((next_window, channel))
+                next_window += self.hop
+            if pending and (finished or len(pending) >= self.settings.batch):
+                self._run(pending, buffer, total, norm, base, end)
+                pending = []
+            # samples before the first window not yet run will receive no more contributions
+            ready = end if finished else min(next_window, end)
+            if pending:
+                ready = min(ready, pending[0][0])
+            if ready > emitted:
+                y = buffer[:, emitted - base : ready - base]
+                mask = self._mask(buffer, emitted, ready, base)
+                blended = torch.where(norm[:, emitted - base : ready - base] > 0,
+                                      total[:, emitted - base : ready - base]
+                                      / norm[:, emitted - base : ready - base].clamp_min(1e-12), y)
+                restored = project_consistent(blended, y, mask, self.levels["upper"], self.levels["lower"])
+                yield restored.T.cpu().numpy(), mask.T.cpu().numpy()
+                emitted = ready
+                keep = max(emitted - self.margin, base)
+                buffer, total, norm = buffer[:, keep - base :], total[:, keep - base :], norm[:, keep - base :]
+                base = keep
+
+    @torch.no_grad()
+    def _run(self, pending: list[tuple[int, int]], buffer: torch.Tensor, total: torch.Tensor,
+             norm: torch.Tensor, base: int, end: int) -> None:
+        for first in range(0, len(pending), self.settings.batch):
+            group = pending[first : first + self.settings.batch]
+            ys = torch.zeros(len(group), self.window, device=self.device)
+            masks = torch.zeros(len(group), self.window, dtype=torch.int8, device=self.device)
+            for row, (start, channel) in enumerate(group):
+                stop = min(start + self.window, end)
+                ys[row, : stop - start] = buffer[channel, start - base : stop - base]
+                masks[row, : stop - start] = self._mask(buffer, start, stop, base)[channel]
+            index = torch.tensor([channel for _, channel in group], device=self.device)
+            upper, lower, scale = (self.levels[k][index] for k in ("upper", "lower", "scale"))
+            with autocast(self.device, self.settings.precision):
+                restored = self.model(ys, masks, upper, lower, scale).float()
+            for row, (start, channel) in enumerate(group):
+                stop = min(start + self.window, end)
+                span = slice(start - base, stop - base)
+                total[channel, span] += restored[row, : stop - start] * self.weight[: stop - start]
+                norm[channel, span] += self.weight[: stop - start]

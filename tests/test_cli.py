@@ -1,0 +1,154 @@
+"""The command line on real files: outputs, folders, resuming, errors, and never re-clipping."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from declipper.cli import app
+from tests.conftest import music
+
+RATE = 44100
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def use_random_model(random_model_path, monkeypatch):
+    monkeypatch.setenv("DECLIPPER_MODEL", str(random_model_path))
+
+
+def write_clipped(path: Path, subtype="PCM_16", seed=0, seconds=2.0, rate=RATE, level=0.5):
+    clean = music(seconds, rate, seed=seed)
+    y = np.clip(clean, -level, level) / level * (32767 / 32768)
+    sf.write(path, y, rate, subtype=subtype)
+    return y
+
+
+def run(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result
+
+
+def test_fix_writes_float_beside_the_input(tmp_path):
+    source = tmp_path / "song.wav"
+    write_clipped(source)
+    result = run("fix", source)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "song.declipped.wav"
+    restored, rate = sf.read(out, dtype="float32", always_2d=True)
+    original, _ = sf.read(source, dtype="float32", always_2d=True)
+    assert sf.info(out).subtype == "FLOAT" and rate == RATE and restored.shape == original.shape
+    assert np.abs(restored).max() > 1.0  # the restored peaks are kept, not clipped again
+    reliable = np.abs(original) < 0.9999
+    assert np.array_equal(restored[reliable], original[reliable])
+    assert "float" in result.output
+
+
+@pytest.mark.parametrize("suffix, subtype", [(".flac", "PCM_16"), (".wav", "PCM_24")])
+def test_no_written_file_is_clipped_again(tmp_path, suffix, subtype):
+    """Integer outputs get one make-up gain: scaled back, they equal the float restoration."""
+    source = tmp_path / f"song{suffix}"
+    write_clipped(source, subtype=subtype)
+    args = ["fix", source] + (["--headroom", "gain"] if suffix == ".wav" else [])
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / f"song.declipped{suffix}"
+    assert sf.info(out).subtype == subtype  # the input's sample format ...
+    written, _ = sf.read(out, dtype="float32", always_2d=True)
+    assert np.abs(written).max() <= 10 ** (-0.1 / 20) + 1e-4  # ... below full scale ...
+    assert run("fix", source, "-o", tmp_path / "float.wav", "--headroom", "float").exit_code == 0
+    restored, _ = sf.read(tmp_path / "float.wav", dtype="float32", always_2d=True)
+    gain = np.abs(written).max() / np.abs(restored).max()
+    assert gain < 1
+    lsb = 2.0 ** -(15 if subtype == "PCM_16" else 23)
+    np.testing.assert_allclose(written, gain * restored, atol=1.5 * lsb)  # ... and nothing clamped
+    assert "gain" in result.output  # the summary says what was done
+
+
+def test_unclipped_file_is_copied_bit_for_bit(tmp_path):
+    source = tmp_path / "clean.flac"
+    sf.write(source, music(2, RATE, seed=3), RATE, subtype="PCM_24")
+    result = run("fix", source)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "clean.declipped.flac").read_bytes() == source.read_bytes()
+    assert "no clipping" in result.output
+
+
+def test_folders_are_mirrored_and_a_bad_file_does_not_stop_the_batch(tmp_path):
+    inputs = tmp_path / "in"
+    (inputs / "a" / "b").mkdir(parents=True)
+    write_clipped(inputs / "one.wav", seed=1)
+    write_clipped(inputs / "a" / "b" / "two.wav", seed=2)
+    (inputs / "a" / "broken.wav").write_bytes(b"RIFF not really audio")
+    (inputs / "notes.txt").write_text("not audio")
+    result = run("fix", inputs, "-o", tmp_path / "out")
+    assert result.exit_code == 1  # one file failed
+    assert (tmp_path / "out" / "one.wav").exists() and (tmp_path / "out" / "a" / "b" / "two.wav").exists()
+    assert "broken.wav" in result.output and "2 of 3 files done" in result.output
+    assert not list((tmp_path / "out").rglob("*.partial*"))  # nothing half-written is left behind
+
+
+def test_glob_and_skip_existing(tmp_path):
+    write_clipped(tmp_path / "one.wav", seed=1)
+    write_clipped(tmp_path / "two.wav", seed=2)
+    sf.write(tmp_path / "three.flac", music(1, RATE), RATE)
+    out = tmp_path / "out"
+    assert run("fix", tmp_path, "-o", out, "--glob", "t*.wav").exit_code == 0
+    assert [p.name for p in out.rglob("*")] == ["two.wav"]
+    stamp = (out / "two.wav").stat().st_mtime_ns
+    result = run("fix", tmp_path, "-o", out, "--glob", "*.wav", "--skip-existing")
+    assert result.exit_code == 0 and "skipped" in result.output
+    assert (out / "two.wav").stat().st_mtime_ns == stamp and (out / "one.wav").exists()
+
+
+def test_in_place_replaces_only_when_asked(tmp_path):
+    source = tmp_path / "song.wav"
+    write_clipped(source)
+    before = source.read_bytes()
+    assert run("fix", source, "-o", source.with_name("other.wav")).exit_code == 0
+    assert source.read_bytes() == before
+    assert run("fix", source, "--in-place").exit_code == 0
+    assert sf.info(source).subtype == "FLOAT" and source.read_bytes() != before
+
+
+def test_scan_reports_json(tmp_path):
+    write_clipped(tmp_path / "song.wav")
+    result = run("scan", tmp_path / "song.wav", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)[0]
+    assert report["levels"][0]["upper"] == pytest.approx(32767 / 32768, abs=1e-4)
+    assert report["clipped_fraction"][0] > 0.001 and report["longest_run"][0] > 1
+    assert report["severity"] in ("light", "moderate", "heavy", "severe")
+
+
+def test_threshold_option(tmp_path):
+    source = tmp_path / "song.wav"
+    write_clipped(source)
+    result = run("scan", source, "--threshold", "-0.5dB", "--json")
+    report = json.loads(result.stdout)[0]
+    assert report["levels"][0]["upper"] == pytest.approx(10 ** (-0.5 / 20))
+    assert run("scan", source, "--threshold", "loud").exit_code == 2
+
+
+def test_errors_are_one_line(tmp_path, monkeypatch):
+    source = tmp_path / "song.wav"
+    write_clipped(source)
+    result = run("fix", tmp_path / "missing.wav")
+    assert result.exit_code == 2 and "no such file" in result.output
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"\x00garbage")
+    for model, message in ((corrupt, "cannot read model checkpoint"), (tmp_path / "none.pt", "not found")):
+        result = run("fix", source, "--model", model)
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    result = run("fix", source, "--device", "tpu")
+    assert result.exit_code == 2 and "unknown device" in result.output
+
+
+def test_python_dash_m_entry_point(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "declipper", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "fix" in result.stdout and "scan" in result.stdout

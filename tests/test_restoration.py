@@ -1,0 +1,102 @@
+"""The restorer's contract: consistent with the input, scale-equivariant, seamless, any length."""
+import numpy as np
+import pytest
+import torch
+
+from declipper import ClippingLevels, EngineSettings, detect, restore
+from declipper.engine import StreamingRestorer
+from declipper.evaluation import clip_at_input_sdr
+from declipper.network import Declipper, UNetConfig
+from tests.conftest import music
+
+RATE = 44100
+
+
+def test_network_has_no_bias_terms():
+    model = Declipper(UNetConfig())
+    names = [name for name, _ in model.named_parameters()]
+    assert names and not any("bias" in name for name in names)
+
+
+def test_restoration_is_consistent_with_the_measurement(random_model):
+    clean = music(3, RATE, seed=11)
+    y, levels = clip_at_input_sdr(clean, 5.0)
+    out = restore(y, RATE, random_model, levels=levels)
+    theta = levels.upper[0]
+    saturated = np.abs(y) >= theta
+    assert out.shape == y.shape and out.dtype == np.float32
+    assert np.array_equal(out[~saturated], y[~saturated])  # reliable samples: bit for bit
+    assert (np.abs(out[saturated]) >= theta).all()  # saturated ones at or beyond the level
+    assert (np.sign(out[saturated]) == np.sign(y[saturated])).all()  # ... with the sign of y
+    assert np.array_equal(np.clip(out, -theta, theta), y)  # so clipping the output gives y back
+
+
+@pytest.mark.parametrize("gain", [0.25, 3.0])
+def test_scaling_the_input_scales_the_output(random_model, gain):
+    y = np.clip(music(2, RATE, seed=12), -0.4, 0.4)
+    out = restore(y, RATE, random_model)
+    scaled = restore((gain * y).astype(np.float32), RATE, random_model, engine=EngineSettings(precision="fp32"))
+    reference = restore(y, RATE, random_model, engine=EngineSettings(precision="fp32"))
+    assert np.abs(out).max() > 0.4
+    np.testing.assert_allclose(scaled, gain * reference, rtol=1e-4, atol=1e-6 * gain)
+
+
+def test_windowed_restoration_matches_one_pass_away_from_edges(random_model):
+    """Seams: restoring in 4096-sample windows agrees with one window over everything."""
+    y, levels = clip_at_input_sdr(music(4, RATE, seed=13), 7.0)
+    settings = dict(precision="fp32")
+    windowed = restore(y, RATE, random_model, levels=levels, engine=EngineSettings(window=4096, **settings))
+    whole = restore(y, RATE, random_model, levels=levels, engine=EngineSettings(window=len(y) + 64, **settings))
+    changed = np.abs(whole - y)[2048:-2048]
+    difference = np.abs(windowed - whole)[2048:-2048]
+    # the tolerance: 1 % of the restored excess, everywhere past the first and last half window
+    assert difference.max() <= 0.01 * changed.max()
+
+
+def test_block_boundaries_do_not_change_the_result(random_model):
+    y, levels = clip_at_input_sdr(music(3, RATE, seed=14), 5.0)
+    settings = EngineSettings(window=4096, precision="fp32")
+    one = np.concatenate([b for b, _ in StreamingRestorer(random_model, levels, settings).process([y])])
+    rng = np.random.default_rng(0)
+    cuts = np.sort(rng.choice(len(y), 40, replace=False))
+    many = np.concatenate([b for b, _ in StreamingRestorer(random_model, levels, settings).process(np.split(y, cuts))])
+    assert many.shape == y.shape
+    np.testing.assert_array_equal(one, many)
+
+
+def test_windows_without_clipping_skip_the_network(random_model):
+    clean = music(4, RATE, seed=15, peak=0.3)
+    y = clean.copy()
+    y[RATE : RATE + 2000] = np.clip(3 * clean[RATE : RATE + 2000], -0.5, 0.5)  # one clipped burst
+    levels = ClippingLevels.uniform(2, 0.5, -0.5)
+    calls = []
+    handle = random_model.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    try:
+        out = restore(y, RATE, random_model, levels=levels, engine=EngineSettings(window=4096, overlap=0.25))
+    finally:
+        handle.remove()
+    assert sum(calls) <= 2 * 3  # at most three windows cover the burst, for two channels
+    assert np.array_equal(out[: RATE - 4096], y[: RATE - 4096])
+
+
+def test_mono_and_odd_lengths(random_model):
+    for frames in (1, 100, 4097, 20001):
+        y = np.clip(music(1, RATE, 1, seed=16)[:frames, 0], -0.3, 0.3)
+        out = restore(y, RATE, random_model, levels=ClippingLevels.uniform(1, 0.3, -0.3))
+        assert out.shape == (frames,)
+
+
+def test_unclipped_audio_comes_back_unchanged(random_model):
+    y = music(2, RATE, seed=17)
+    assert np.array_equal(restore(y, RATE, random_model), y)
+
+
+def test_bad_input_is_refused(random_model):
+    with pytest.raises(ValueError, match="sample rate"):
+        restore(np.zeros(100, np.float32), 4000, random_model)
+    with pytest.raises(ValueError, match="floating point"):
+        restore(np.zeros(100, np.int16), RATE, random_model)
+    with pytest.raises(ValueError, match="NaN"):
+        restore(np.full(100, np.nan, np.float32), RATE, random_model)
+    with pytest.raises(ValueError, match="frames"):
+        restore(np.zeros((2, 3, 4), np.float32), RATE, random_model)
