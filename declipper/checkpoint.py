@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,12 @@ class CheckpointError(RuntimeError):
 
 
 def default_model_path() -> Path:
-    """The shipped model: $DECLIPPER_MODEL, else models/ next to the package, else the installed copy."""
+    """The shipped model: $DECLIPPER_MODEL, else models/ beside the package (a source checkout),
+    else the copy a regular install puts under <prefix>/share/declipper/models."""
     override = os.environ.get("DECLIPPER_MODEL")
     if override:
         return Path(override)
-    for folder in (MODELS_DIR, Path(__file__).resolve().parent / "models"):
+    for folder in (MODELS_DIR, Path(sys.prefix) / "share" / "declipper" / "models"):
         if (folder / DEFAULT_MODEL).exists():
             return folder / DEFAULT_MODEL
     return MODELS_DIR / DEFAULT_MODEL

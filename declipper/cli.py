@@ -122,7 +122,7 @@ def format_levels(levels) -> str:
             parts.append("none")
         else:
             parts.append("/".join(f"{v:+.3f}" if math.isfinite(v) else "-" for v in (up, low)))
-    return " ".join(parts)
+    return "\n".join(parts)
 
 
 def progress_display():
@@ -207,17 +207,17 @@ def print_fix_summary(reports) -> None:
     from rich.table import Table
 
     table = Table(title="declipper fix")
-    for column in ("file", "ch", "clipped %", "levels", "restored peak", "written", "s"):
-        left = column in ("file", "levels", "written")
+    for column in ("file → output", "ch", "clipped %", "levels", "restored peak", "written", "s"):
+        left = column in ("file → output", "levels", "written")
         table.add_column(column, justify="left" if left else "right", overflow="fold" if left else "ellipsis")
     for r in reports:
         if r.error:
             table.add_row(str(r.source), "", "", "", "", "[red]failed[/red]", "")
             continue
-        clipped = " ".join(f"{100 * f:.2f}" for f in r.clipped_fraction) or "-"
+        clipped = "\n".join(f"{100 * f:.2f}" for f in r.clipped_fraction) or "-"
         peak = f"{20 * math.log10(r.restored_peak):+.2f} dBFS" if r.restored_peak > 0 else "-"
-        written = f"{r.target}: {r.action}" if r.target else r.action
-        table.add_row(str(r.source), str(r.channels or ""), clipped, format_levels(r.levels), peak, written,
+        name = f"{r.source}\n→ {r.target}" if r.target else str(r.source)
+        table.add_row(name, str(r.channels or ""), clipped, format_levels(r.levels), peak, r.action,
                       f"{r.seconds:.1f}")
     Console().print(table)
     failed = [r for r in reports if r.error]
@@ -272,8 +272,8 @@ def scan(
                 table.add_row(str(r.source), "", "", "", "", "", f"[red]unreadable: {r.error}[/red]")
                 continue
             peak = f"{20 * math.log10(r.input_peak):+.2f} dBFS" if r.input_peak else "-"
-            table.add_row(str(r.source), str(r.channels), " ".join(f"{100 * f:.3f}" for f in r.clipped_fraction),
-                          " ".join(map(str, r.longest_run)), format_levels(r.levels), peak, r.severity)
+            table.add_row(str(r.source), str(r.channels), "\n".join(f"{100 * f:.3f}" for f in r.clipped_fraction),
+                          "\n".join(map(str, r.longest_run)), format_levels(r.levels), peak, r.severity)
         Console().print(table)
     if any(r.error for r in reports):
         raise typer.Exit(1)

@@ -21,7 +21,6 @@ def clip(x: Tensor, upper: Tensor | float, lower: Tensor | float) -> Tensor:
     return torch.minimum(torch.maximum(x, lower), upper)
 
 
-
 def project_consistent(estimate: Tensor, y: Tensor, mask: Tensor, upper: Tensor, lower: Tensor) -> Tensor:
     """The closest signal to ``estimate`` that clips to ``y``.
 
@@ -31,6 +30,37 @@ def project_consistent(estimate: Tensor, y: Tensor, mask: Tensor, upper: Tensor,
     high = torch.maximum(estimate, upper)
     low = torch.minimum(estimate, lower)
     return torch.where(mask > 0, high, torch.where(mask < 0, low, y))
+
+
+@dataclass(frozen=True)
+class Clipping:
+    """The clipping operator of a batch, at per-item levels [batch, 1].
+
+    Losses and transforms compose with it the way DeepInverse composes a physics operator: it
+    clips, it tells which samples are saturated, and it hands the model what the model needs.
+    """
+
+    upper: Tensor
+    lower: Tensor
+
+    @classmethod
+    def symmetric(cls, theta: Tensor) -> "Clipping":
+        theta = theta.reshape(-1, 1)
+        return cls(theta, -theta)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return clip(x, self.upper, self.lower)
+
+    def mask(self, y: Tensor) -> Tensor:
+        return (y >= self.upper).to(torch.int8) - (y <= self.lower).to(torch.int8)
+
+    @property
+    def scale(self) -> Tensor:
+        return (self.upper - self.lower) / 2
+
+    def restore(self, model, y: Tensor) -> Tensor:
+        """x_hat = f(y): the model sees the measurement, its mask and the levels."""
+        return model(y, self.mask(y), self.upper, self.lower, self.scale)
 
 
 def sdr_db(reference: Tensor, estimate: Tensor, dim: int = -1) -> Tensor:

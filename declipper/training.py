@@ -24,7 +24,7 @@ from .engine import EngineSettings, autocast, resolve_device
 from .evaluation import clip_at_input_sdr, delta_sdr
 from .losses import negative_sdr
 from .network import Declipper, UNetConfig
-from .physics import clip, threshold_for_input_sdr
+from .physics import Clipping, threshold_for_input_sdr
 
 
 @dataclass
@@ -43,12 +43,9 @@ class TrainSettings:
     widths: tuple[int, ...] = field(default_factory=lambda: UNetConfig().widths)
 
 
-def clip_batch(clean: torch.Tensor, input_sdr: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Clip each crop at the level that gives its drawn input SDR: (y, mask, upper, lower)."""
-    theta = threshold_for_input_sdr(clean, input_sdr).unsqueeze(-1)
-    y = clip(clean, theta, -theta)
-    mask = (y >= theta).to(torch.int8) - (y <= -theta).to(torch.int8)
-    return y, mask, theta, -theta
+def clipping_for(clean: torch.Tensor, input_sdr: torch.Tensor) -> Clipping:
+    """The clipping of each crop at the level that gives its drawn input SDR (the survey's rule)."""
+    return Clipping.symmetric(threshold_for_input_sdr(clean, input_sdr))
 
 
 class Validator:
@@ -149,9 +146,9 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
             group["lr"] = learning_rate(step)
         clean = sampler.batch(settings.batch).to(device)
         target = torch.from_numpy(levels_rng.uniform(*settings.input_sdr, size=settings.batch)).float().to(device)
-        y, mask, upper, lower = clip_batch(clean, target)
+        physics = clipping_for(clean, target)
         with autocast(device, settings.precision):
-            estimate = model(y, mask, upper, lower, upper)
+            estimate = physics.restore(model, physics(clean))
         loss = negative_sdr(clean, estimate)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
