@@ -91,8 +91,7 @@ def restore(audio: np.ndarray, sample_rate: int, model: Declipper | None = None,
         levels = find_levels(frames, detection)
     if not levels.any_clipped:
         return frames.reshape(original_shape).copy()
-    engine = EngineSettings(**{**engine.__dict__, "min_run": detection.min_run})
-    restorer = StreamingRestorer(model if model is not None else load_model(), levels, engine)
+    restorer = StreamingRestorer(model if model is not None else load_model(), levels, engine, detection.min_run)
     restored = np.concatenate([block for block, _ in restorer.process([frames])], axis=0)
     return restored.reshape(original_shape)
 
@@ -193,15 +192,13 @@ def restore_file(source: str | os.PathLike, target: str | os.PathLike, model: De
     levels = _file_levels(source, details.frames, detection, details.channels, progress)
     report = FileReport(source, plan.path, details.channels, details.samplerate, details.frames, levels)
     if not levels.any_clipped:
-        copy_unchanged(source, plan.path.with_suffix(source.suffix))
-        report.target = plan.path.with_suffix(source.suffix)
+        copy_unchanged(source, plan, details.samplerate, details.channels)
         report.clipped_fraction = [0.0] * details.channels
         report.longest_run = [0] * details.channels
         report.action = "no clipping found: copied unchanged"
         report.seconds = time.perf_counter() - started
         return report
-    restorer = StreamingRestorer(model if model is not None else load_model(), levels,
-                                 EngineSettings(**{**engine.__dict__, "min_run": detection.min_run}))
+    restorer = StreamingRestorer(model if model is not None else load_model(), levels, engine, detection.min_run)
     stats = MaskStatistics(details.channels)
     with atomic_target(plan.path) as temporary:
         float_plan = OutputPlan(temporary, "WAV", "FLOAT", False) if plan.make_up_gain else plan

@@ -126,12 +126,18 @@ def atomic_target(path: Path) -> Iterator[Path]:
             os.unlink(temporary)
 
 
-def copy_unchanged(source: Path, target: Path) -> None:
-    """An unclipped file is passed on bit for bit (re-encoding would change its samples)."""
-    if source.resolve() == target.resolve():
+def copy_unchanged(source: Path, plan: "OutputPlan", rate: int, channels: int) -> None:
+    """An unclipped file is passed on unchanged: bit for bit in its own container (re-encoding
+    would alter lossy audio), sample for sample when another container was asked for."""
+    if source.resolve() == plan.path.resolve():
         return
-    with atomic_target(target) as temporary:
-        shutil.copyfile(source, temporary)
+    with atomic_target(plan.path) as temporary:
+        if info(source).format == plan.format:
+            shutil.copyfile(source, temporary)
+            return
+        with open_writer(temporary, rate, channels, plan) as writer:
+            for block in read_blocks(source):
+                writer.write(block)
 
 
 def open_writer(path: Path, rate: int, channels: int, plan: OutputPlan) -> sf.SoundFile:

@@ -60,13 +60,13 @@ class EngineSettings:
     batch: int = 16
     device: str = "auto"
     precision: str = "auto"
-    min_run: int = 1
 
 
 class StreamingRestorer:
     """Feeds [frames, channels] blocks through the model; yields restored blocks and their masks."""
 
-    def __init__(self, model: Declipper, levels: ClippingLevels, settings: EngineSettings = EngineSettings()):
+    def __init__(self, model: Declipper, levels: ClippingLevels, settings: EngineSettings = EngineSettings(),
+                 min_run: int = 1):
         if not 0 <= settings.overlap < 1:
             raise ValueError("overlap must be in [0, 1)")
         self.settings = settings
@@ -79,13 +79,14 @@ class StreamingRestorer:
         ramp = torch.cat([torch.arange(1, half + 1), torch.arange(self.window - half, 0, -1)]).float()
         self.weight = (ramp / ramp.max()).to(self.device)
         self.levels = levels.as_tensors(self.device)
-        self.margin = max(settings.min_run, 1)
+        self.min_run = min_run
+        self.margin = max(min_run, 1)
 
     def _mask(self, signal: torch.Tensor, start: int, stop: int, base: int) -> torch.Tensor:
         """Mask of absolute samples [start, stop), computed with run-length context around them."""
         lo = max(start - self.margin, base)
         hi = min(stop + self.margin, base + signal.shape[1])
-        mask = channel_mask(signal[:, lo - base : hi - base], self.levels, self.settings.min_run)
+        mask = channel_mask(signal[:, lo - base : hi - base], self.levels, self.min_run)
         return mask[:, start - lo : stop - lo]
 
     def process(self, blocks: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:

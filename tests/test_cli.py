@@ -77,6 +77,10 @@ def test_unclipped_file_is_copied_bit_for_bit(tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "clean.declipped.flac").read_bytes() == source.read_bytes()
     assert "no clipping" in result.output
+    assert run("fix", source, "-o", tmp_path / "clean.wav").exit_code == 0  # another container:
+    original, _ = sf.read(source, dtype="float32")
+    converted, _ = sf.read(tmp_path / "clean.wav", dtype="float32")
+    assert np.array_equal(original, converted)  # same samples
 
 
 def test_folders_are_mirrored_and_a_bad_file_does_not_stop_the_batch(tmp_path):
