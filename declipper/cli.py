@@ -35,16 +35,38 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def number_list(text: str, option: str, count: int | None = None) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or (count is not None and len(values) != count):
+        fail(f"{option} takes {count or 'some'} numbers separated by commas, not {text!r}")
+    return values
+
+
 @app.command()
 def train(
     data: List[Path] = typer.Argument(..., help="Folders or files of audio to learn from."),
     out: Path = typer.Option(..., "--out", help="Checkpoint to write (OUT.resume holds the state to resume)."),
-    mode: str = typer.Option("supervised", help="supervised: clean audio clipped on the fly."),
+    mode: str = typer.Option("supervised", help="supervised: clean audio clipped on the fly, scored against "
+                                                "the clean signal; self-supervised: L_MC + L_EI from clipped audio alone."),
+    clipping: str = typer.Option("auto", help="simulate: DATA is clean and is clipped on the fly; real: DATA is "
+                                              "clipped already (levels from the detector); auto: simulate for "
+                                              "supervised, real for self-supervised."),
+    init: str = typer.Option("shipped", help="Checkpoint to start from: 'shipped' (the default model), a path, "
+                                             "or 'none' to start from scratch."),
     steps: int = typer.Option(5000, help="Optimizer steps in all."),
-    batch: int = typer.Option(16, help="Crops per step."),
+    batch: int = typer.Option(16, help="Crops per step (per process under torchrun)."),
     crop: int = typer.Option(16384, help="Samples per crop."),
     learning_rate: float = typer.Option(1e-3, "--lr"),
-    init: Optional[Path] = typer.Option(None, help="Start from this checkpoint instead of from scratch."),
+    input_sdr: str = typer.Option("1,20", help="Range of input SDRs (dB) for simulated clipping."),
+    consistency: str = typer.Option("mc", help="Self-supervised consistency loss: mc, or nmc (naive) to compare."),
+    ei_weight: float = typer.Option(1.0, help="Weight of L_EI (0: L_MC alone)."),
+    gains: str = typer.Option("1,3", help="Range of the EI gains g (log-uniform)."),
+    ei_region: str = typer.Option("all", help="all, or reliable: score EI only where y was reliable."),
+    teacher_decay: float = typer.Option(0.0, help="EMA decay of a teacher network for EI targets (0: none)."),
+    widths: str = typer.Option("16,32,64,128", help="U-Net widths per level, for --init none."),
     resume: bool = typer.Option(False, help="Continue an interrupted run from OUT.resume."),
     validate: List[Path] = typer.Option([], help="Held-out clean audio scored at every checkpoint."),
     cache: Path = typer.Option(Path(".declipper-cache"), help="Where decoded audio is cached."),
@@ -54,29 +76,38 @@ def train(
     precision: str = typer.Option("auto", help="auto (bf16 where fast), bf16 or fp32."),
     threads: Optional[int] = typer.Option(None, help="Torch CPU threads (default: one per core, at most 8)."),
 ) -> None:
-    """Train or fine-tune a model."""
+    """Train a model, or fine-tune one on your own clipped recordings (self-supervised)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .checkpoint import CheckpointError, default_model_path
     from .training import TrainSettings, train as run_training
 
     set_threads(threads)
-    settings = TrainSettings(mode=mode, steps=steps, batch=batch, crop=crop, learning_rate=learning_rate,
-                             seed=seed, checkpoint_every=checkpoint_every, device=device, precision=precision)
+    if clipping not in ("auto", "simulate", "real"):
+        fail(f"--clipping must be auto, simulate or real, not {clipping!r}")
+    simulate = clipping == "simulate" or (clipping == "auto" and mode == "supervised")
+    low, high = number_list(input_sdr, "--input-sdr", 2)
+    gain_low, gain_high = number_list(gains, "--gains", 2)
+    settings = TrainSettings(
+        mode=mode, simulate_clipping=simulate, steps=steps, batch=batch, crop=crop, learning_rate=learning_rate,
+        input_sdr=(low, high), consistency=consistency, ei_weight=ei_weight, gains=(gain_low, gain_high),
+        ei_region=ei_region, teacher_decay=teacher_decay, seed=seed, checkpoint_every=checkpoint_every,
+        device=device, precision=precision, widths=tuple(int(w) for w in number_list(widths, "--widths")))
+    start = None if init == "none" else default_model_path() if init == "shipped" else Path(init)
     command = "declipper " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-                  TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-                  console=console) as progress:
+                  TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console) as progress:
         task = progress.add_task("train", total=steps, loss="-", rate="")
 
         def show(step: int, loss: float) -> None:
             speed = progress.tasks[0].speed
             rate = f"{speed * batch * crop / 1000:.0f} k samples/s" if speed else ""
-            progress.update(task, completed=step, loss=f"{loss:.2f}", rate=rate)
+            progress.update(task, completed=step, loss=f"{loss:.3f}", rate=rate)
 
         try:
-            run_training(data, out, settings, cache, init=init, resume=resume, validation=validate,
+            run_training(data, out, settings, cache, init=start, resume=resume, validation=validate,
                          command=command, log=progress.console.log, on_step=show)
-        except (ValueError, FileNotFoundError) as error:
+        except (ValueError, FileNotFoundError, CheckpointError) as error:
             fail(str(error))
 
 
@@ -303,10 +334,7 @@ def evaluate(
     from .evaluation import PUBLISHED, evaluate as run_evaluation, summarise
 
     set_threads(threads)
-    try:
-        levels = [float(v) for v in input_sdr.split(",") if v.strip()]
-    except ValueError:
-        fail(f"--input-sdr takes numbers separated by commas, not {input_sdr!r}")
+    levels = number_list(input_sdr, "--input-sdr")
     try:
         network = load_model(model)
     except CheckpointError as error:

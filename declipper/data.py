@@ -129,3 +129,66 @@ class CropSampler:
 
     def batch(self, size: int) -> torch.Tensor:
         return torch.from_numpy(np.stack([self.crop() for _ in range(size)]))
+
+
+class ClippedCropSampler:
+    """Crops of real clipped recordings, with the clipping levels the detector finds in each file.
+
+    Crops are single channels (mixing channels would blur their plateaus) with a random polarity.
+    A share ``clipped_share`` of the crops is drawn until it holds saturated samples, the rest at
+    random, so training sees both. Within a crop the saturated samples are set to their level
+    exactly: the dither or coding ripple on a plateau carries no information about what was lost.
+    """
+
+    def __init__(self, corpus: AudioCorpus, length: int, seed: int = 0, clipped_share: float = 0.75,
+                 tolerance: float = 1e-4):
+        from .detection import LevelEstimator
+
+        self.items = []  # (track, channel, upper flag, lower flag)
+        for track in corpus.tracks:
+            if track.frames <= length:
+                continue
+            estimator = LevelEstimator(track.samples.shape[0], tolerance)
+            for start in range(0, track.frames, 1 << 20):
+                estimator.update(np.asarray(track.samples[:, start : start + (1 << 20)], dtype=np.float32).T)
+            levels = estimator.levels()
+            for channel in range(levels.channels):
+                if levels.clipped(channel):
+                    upper = levels.upper[channel] - levels.upper_spread[channel]
+                    lower = levels.lower[channel] + levels.lower_spread[channel]
+                    self.items.append((track, channel, upper, lower))
+        if not self.items:
+            raise ValueError("no clipping found in the training audio: self-supervised training needs "
+                             "clipped recordings (or use a clean corpus with --simulate-clipping)")
+        weights = np.array([t.frames for t, *_ in self.items], dtype=np.float64)
+        self.weights = weights / weights.sum()
+        self.length = length
+        self.clipped_share = clipped_share
+        self.rng = np.random.default_rng(seed)
+
+    def state(self) -> dict:
+        return self.rng.bit_generator.state
+
+    def set_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state
+
+    def crop(self) -> tuple[np.ndarray, float, float]:
+        want_clipping = self.rng.random() < self.clipped_share
+        for _ in range(200):
+            track, channel, upper, lower = self.items[self.rng.choice(len(self.items), p=self.weights)]
+            start = int(self.rng.integers(0, track.frames - self.length))
+            y = np.asarray(track.samples[channel, start : start + self.length], dtype=np.float32)
+            if want_clipping and not ((y >= upper) | (y <= lower)).any():
+                continue
+            y = np.clip(y, lower, upper)
+            if self.rng.random() < 0.5:
+                return -y, -lower, -upper
+            return y, upper, lower
+        raise ValueError("could not find clipped crops: the clipped passages are shorter than a crop")
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        crops = [self.crop() for _ in range(size)]
+        y = torch.from_numpy(np.stack([c[0] for c in crops]))
+        upper = torch.tensor([c[1] for c in crops], dtype=torch.float32).unsqueeze(-1)
+        lower = torch.tensor([c[2] for c in crops], dtype=torch.float32).unsqueeze(-1)
+        return y, upper, lower

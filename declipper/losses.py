@@ -68,8 +68,9 @@ class EquivarianceLoss:
 
     transform: AmplitudeGain
     detach_target: bool = True
+    region: str = "all"  # "reliable": score only samples that were reliable in y, whose truth g*y is known
 
-    def __call__(self, estimate: Tensor, physics: Clipping, model: Callable,
+    def __call__(self, estimate: Tensor, physics: Clipping, model: Callable, measurement: Tensor | None = None,
                  gains: Tensor | None = None) -> Tensor:
         estimate = estimate.float()
         if gains is None:
@@ -78,4 +79,11 @@ class EquivarianceLoss:
         if self.detach_target:
             target = target.detach()
         again = physics.restore(model, physics(target)).float()
-        return ((again - target).pow(2) / physics.scale.pow(2)).mean()
+        error = (again - target).pow(2) / physics.scale.pow(2)
+        if self.region == "reliable":
+            if measurement is None:
+                raise ValueError("EI on reliable samples needs the measurement")
+            error = error * (physics.mask(measurement) == 0)
+        elif self.region != "all":
+            raise ValueError(f"unknown EI region {self.region!r}: use all or reliable")
+        return error.mean()

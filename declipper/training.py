@@ -1,13 +1,21 @@
-"""Training: supervised on clean audio clipped on the fly.
+"""Training: supervised on clean audio clipped on the fly, or self-supervised from clipped audio alone.
+
+Self-supervised training (Sechaud et al.) sees only measurements y: the loss is measurement
+consistency (L_MC, or the naive L_NMC for comparison) plus amplitude equivariance (L_EI). The crops
+come from real clipped recordings (levels found by the detector) or, to study the method, from a
+clean corpus clipped on the fly with the clean signal hidden from the loss.
 
 A run writes two files as it goes: OUT (weights + metadata, what ``fix`` loads) and OUT.resume
-(the same plus optimizer and random-generator state), so an interrupted run continues exactly
-where it stopped with ``--resume``.
+(the same plus optimizer, teacher and random-generator state), so an interrupted run continues
+exactly where it stopped with ``--resume``. Under ``torchrun`` each process draws its own crops
+and gradients are averaged across processes (gloo on CPU, nccl on GPU); rank 0 writes.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,26 +23,36 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from . import __version__
 from .api import restore
 from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from .data import AUGMENT_RATES, AudioCorpus, CropSampler, audio_files
+from .data import AUGMENT_RATES, AudioCorpus, ClippedCropSampler, CropSampler, audio_files
 from .engine import EngineSettings, autocast, resolve_device
 from .evaluation import clip_at_input_sdr, delta_sdr
-from .losses import negative_sdr
+from .losses import AmplitudeGain, EquivarianceLoss, measurement_consistency, naive_consistency, negative_sdr
 from .network import Declipper, UNetConfig
 from .physics import Clipping, threshold_for_input_sdr
+
+MODES = ("supervised", "self-supervised")
+CONSISTENCY = {"mc": measurement_consistency, "nmc": naive_consistency}
 
 
 @dataclass
 class TrainSettings:
     mode: str = "supervised"
+    simulate_clipping: bool = True  # clean corpus clipped on the fly; False: the audio is clipped already
     steps: int = 5000
     batch: int = 16
     crop: int = 16384
     learning_rate: float = 1e-3
     input_sdr: tuple[float, float] = (1.0, 20.0)
+    consistency: str = "mc"
+    ei_weight: float = 1.0
+    gains: tuple[float, float] = (1.0, 3.0)
+    ei_region: str = "all"
+    teacher_decay: float = 0.0  # > 0: EI targets come from a slowly averaged copy of the network
     seed: int = 0
     checkpoint_every: int = 250
     device: str = "auto"
@@ -42,25 +60,103 @@ class TrainSettings:
     validation_levels: tuple[float, ...] = (5.0, 10.0)
     widths: tuple[int, ...] = field(default_factory=lambda: UNetConfig().widths)
 
+    def check(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown training mode {self.mode!r}: use {' or '.join(MODES)}")
+        if self.mode == "supervised" and not self.simulate_clipping:
+            raise ValueError("supervised training needs clean audio (clipped on the fly)")
+        if self.consistency not in CONSISTENCY:
+            raise ValueError(f"unknown consistency loss {self.consistency!r}: use mc or nmc")
+        if self.ei_region not in ("all", "reliable"):
+            raise ValueError(f"unknown EI region {self.ei_region!r}: use all or reliable")
+        if not 0 < self.gains[0] <= self.gains[1]:
+            raise ValueError("gains must satisfy 0 < low <= high")
+
 
 def clipping_for(clean: torch.Tensor, input_sdr: torch.Tensor) -> Clipping:
     """The clipping of each crop at the level that gives its drawn input SDR (the survey's rule)."""
     return Clipping.symmetric(threshold_for_input_sdr(clean, input_sdr))
 
 
+class SimulatedClipping:
+    """Clean crops clipped on the fly at input SDRs drawn uniformly from a range (in dB)."""
+
+    def __init__(self, corpus: AudioCorpus, settings: TrainSettings, seed: int):
+        self.sampler = CropSampler(corpus, settings.crop, seed)
+        self.levels = np.random.default_rng(seed + 1)
+        self.input_sdr = settings.input_sdr
+
+    def batch(self, size: int, device: torch.device) -> tuple[torch.Tensor, Clipping, torch.Tensor]:
+        clean = self.sampler.batch(size).to(device)
+        target = torch.from_numpy(self.levels.uniform(*self.input_sdr, size=size)).float().to(device)
+        physics = clipping_for(clean, target)
+        return physics(clean), physics, clean
+
+    def state(self) -> dict:
+        return {"crops": self.sampler.state(), "levels": self.levels.bit_generator.state}
+
+    def set_state(self, state: dict) -> None:
+        self.sampler.set_state(state["crops"])
+        self.levels.bit_generator.state = state["levels"]
+
+
+class RealClipping:
+    """Crops of recordings that are clipped already; there is no clean signal."""
+
+    def __init__(self, corpus: AudioCorpus, settings: TrainSettings, seed: int):
+        self.sampler = ClippedCropSampler(corpus, settings.crop, seed)
+
+    def batch(self, size: int, device: torch.device) -> tuple[torch.Tensor, Clipping, None]:
+        y, upper, lower = self.sampler.batch(size)
+        return y.to(device), Clipping(upper.to(device), lower.to(device)), None
+
+    def state(self) -> dict:
+        return {"crops": self.sampler.state()}
+
+    def set_state(self, state: dict) -> None:
+        self.sampler.set_state(state["crops"])
+
+
+class Objective:
+    """The training loss of a mode: -SDR against the clean signal, or L_MC + w * L_EI from y alone."""
+
+    def __init__(self, settings: TrainSettings):
+        self.settings = settings
+        self.equivariance = EquivarianceLoss(AmplitudeGain(*settings.gains), region=settings.ei_region)
+
+    def __call__(self, model, teacher, y: torch.Tensor, physics: Clipping, clean: torch.Tensor | None,
+                 device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
+        with autocast(device, self.settings.precision):
+            estimate = physics.restore(model, y)
+            if self.settings.mode == "supervised":
+                loss = negative_sdr(clean, estimate)
+                return loss, {"loss": loss.item()}
+            consistency = CONSISTENCY[self.settings.consistency](estimate, y, physics)
+            loss, parts = consistency, {self.settings.consistency: consistency.item()}
+            if self.settings.ei_weight > 0:
+                if teacher is not None:
+                    with torch.no_grad():
+                        reference = physics.restore(teacher, y)
+                else:
+                    reference = estimate
+                ei = self.equivariance(reference, physics, model, measurement=y)
+                loss = loss + self.settings.ei_weight * ei
+                parts["ei"] = ei.item()
+        parts["loss"] = loss.item()
+        if clean is not None:  # simulated clipping: the clean signal is only watched, never learned from
+            parts["sdr_gain"] = float(-negative_sdr(clean, estimate.detach()) + negative_sdr(clean, y))
+        return loss, parts
+
+
 class Validator:
     """Fixed excerpts of held-out clean files, clipped at fixed input SDRs, restored by the engine."""
 
     def __init__(self, paths: Sequence[str | Path], levels: Sequence[float], seconds: float = 5.0, per_file: int = 2):
-        import soundfile as sf
+        from .evaluation import excerpts
 
         self.items = []
         for path in audio_files(paths):
-            info = sf.info(path)
-            length = int(seconds * info.samplerate)
-            for k in range(per_file):
-                start = int((k + 1) * info.frames / (per_file + 1)) - length // 2
-                clean, rate = sf.read(path, start=max(start, 0), frames=length, dtype="float32", always_2d=True)
+            for _, clean, rate in excerpts(path, seconds, per_file):
                 for level in levels:
                     clipped, clip_levels = clip_at_input_sdr(clean, level)
                     self.items.append((level, rate, clean, clipped, clip_levels))
@@ -76,42 +172,74 @@ class Validator:
         return {f"delta_sdr@{level:g}dB": float(np.mean(v)) for level, v in scores.items()}
 
 
+def _distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world size); joins the process group when started by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _gather(obj, world: int) -> list:
+    if world == 1:
+        return [obj]
+    gathered: list = [None] * world
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
 def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, cache: str | Path,
           init: str | Path | None = None, resume: bool = False, validation: Sequence[str | Path] = (),
           command: str = "", log: Callable[[str], None] = print,
           on_step: Callable[[int, float], None] | None = None) -> Path:
-    if settings.mode != "supervised":
-        raise ValueError(f"unknown training mode {settings.mode!r}")
+    settings.check()
     out = Path(out)
     resume_path = out.with_name(out.name + ".resume")
     device = resolve_device(settings.device)
-    torch.manual_seed(settings.seed)
-    corpus = AudioCorpus(data, cache, AUGMENT_RATES, progress=lambda name: log(f"caching {name}"))
+    if device.type == "cuda" and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+    rank, world = _distributed(device)
+    if rank != 0:
+        log, on_step = (lambda message: None), None
+    torch.manual_seed(settings.seed + rank)
+    # resampling would smooth the plateaus of real clipping away: only clean audio is rate-augmented
+    rates = AUGMENT_RATES if settings.simulate_clipping else ()
+    corpus = AudioCorpus(data, cache, rates, progress=lambda name: log(f"caching {name}"))
     log(f"corpus: {len(corpus.tracks)} track versions, {corpus.seconds / 3600:.2f} h")
-    sampler = CropSampler(corpus, settings.crop, settings.seed)
-    levels_rng = np.random.default_rng(settings.seed + 1)
+    source = (SimulatedClipping if settings.simulate_clipping else RealClipping)(corpus, settings, settings.seed + 7919 * rank)
+    objective = Objective(settings)
 
-    if init is not None:
+    if init is not None and not resume:
         model, _ = load_checkpoint(init)
     else:
         model = Declipper(UNetConfig(widths=tuple(settings.widths)))
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.0)
+    teacher = None
     step, wall, history, commands = 0, 0.0, [], []
     if resume:
         state = read_checkpoint(resume_path)
         model.load_state_dict(state["state_dict"])
         training = state["training"]
         optimizer.load_state_dict(training["optimizer"])
-        sampler.set_state(json.loads(training["sampler"]))
-        levels_rng.bit_generator.state = json.loads(training["levels_rng"])
-        torch.set_rng_state(training["torch_rng"])
+        sources = json.loads(training["sources"])
+        if len(sources) != world:
+            raise ValueError(f"{resume_path} was written by {len(sources)} processes; resume with as many")
+        source.set_state(sources[rank])
+        torch.set_rng_state(training["torch_rng"][rank])
         step, wall = int(training["step"]), float(training["wall_time_s"])
         history = json.loads(training["history"])
-        commands = json.loads(training.get("commands", "[]"))
+        commands = json.loads(training["commands"])
         log(f"resumed {resume_path} at step {step}")
+    if settings.teacher_decay > 0:
+        teacher = copy.deepcopy(model).eval()
+        if resume:
+            teacher.load_state_dict(training["teacher"])
+        for parameter in teacher.parameters():
+            parameter.requires_grad_(False)
     commands.append({"command": command, "from_step": step})
-    validator = Validator(validation, settings.validation_levels) if validation else None
+    validator = Validator(validation, settings.validation_levels) if validation and rank == 0 else None
 
     def learning_rate(at: int) -> float:
         """Cosine decay to 1 % of the peak rate, after a short warm-up."""
@@ -122,46 +250,56 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
         return settings.learning_rate * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
     def checkpoint() -> None:
+        sources = _gather(source.state(), world)
+        rng_states = _gather(torch.get_rng_state(), world)
+        if rank != 0:
+            return
         metadata = {
             "version": __version__,
             "sample_rates": sorted({t.rate for t in corpus.tracks}),
             "training": {
                 "mode": settings.mode, "data": [str(p) for p in data], "command": command, "commands": commands,
-                "steps": step, "wall_time_s": round(wall, 1), "settings": asdict(settings),
+                "steps": step, "wall_time_s": round(wall, 1), "processes": world, "settings": asdict(settings),
                 "corpus_hours": round(corpus.seconds / 3600, 3),
             },
             "validation": history[-1] if history else None,
         }
         save_checkpoint(out, model, metadata)
+        extra = {"teacher": teacher.state_dict()} if teacher is not None else {}
         save_checkpoint(resume_path, model, metadata, training={
-            "optimizer": optimizer.state_dict(), "sampler": json.dumps(sampler.state()),
-            "levels_rng": json.dumps(levels_rng.bit_generator.state), "torch_rng": torch.get_rng_state(),
+            "optimizer": optimizer.state_dict(), "sources": json.dumps(sources), "torch_rng": rng_states,
             "step": step, "wall_time_s": wall, "history": json.dumps(history), "commands": json.dumps(commands),
+            **extra,
         })
 
-    running = None
+    running: dict[str, float] = {}
     while step < settings.steps:
         started = time.perf_counter()
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step)
-        clean = sampler.batch(settings.batch).to(device)
-        target = torch.from_numpy(levels_rng.uniform(*settings.input_sdr, size=settings.batch)).float().to(device)
-        physics = clipping_for(clean, target)
-        with autocast(device, settings.precision):
-            estimate = physics.restore(model, physics(clean))
-        loss = negative_sdr(clean, estimate)
+        y, physics, clean = source.batch(settings.batch, device)
+        loss, parts = objective(model, teacher, y, physics, clean, device)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if world > 1:
+            for parameter in model.parameters():
+                if parameter.grad is not None:
+                    dist.all_reduce(parameter.grad)
+                    parameter.grad /= world
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+        if teacher is not None:
+            with torch.no_grad():
+                for mine, slow in zip(model.parameters(), teacher.parameters()):
+                    slow.lerp_(mine, 1 - settings.teacher_decay)
         step += 1
         wall += time.perf_counter() - started
-        value = loss.item()
-        running = value if running is None else 0.98 * running + 0.02 * value
+        for key, value in parts.items():
+            running[key] = value if key not in running else 0.98 * running[key] + 0.02 * value
         if on_step:
-            on_step(step, running)
+            on_step(step, running["loss"])
         if step % settings.checkpoint_every == 0 or step == settings.steps:
-            record = {"step": step, "loss": round(running, 3), "wall_time_s": round(wall, 1)}
+            record = {"step": step, **{k: round(v, 4) for k, v in running.items()}, "wall_time_s": round(wall, 1)}
             if validator:
                 record.update({k: round(v, 3) for k, v in validator(model, settings.device).items()})
             history.append(record)
