@@ -31,7 +31,7 @@ def test_restores_the_example_clip(shipped):
     reference = clean * (32767 / 32768) / levels.upper[0]  # the clean signal at the clipped file's scale
     restored = restore(clipped, rate, shipped)  # levels found by detection, as `declipper fix` does
     gain = sdr(reference, restored) - sdr(reference, clipped)
-    assert gain > 4.0, f"delta-SDR on the example fell to {gain:.2f} dB"
+    assert gain > 5.0, f"delta-SDR on the example fell to {gain:.2f} dB"  # measured: 6.3 dB
 
 
 def test_windows_blend_without_seams(shipped):
@@ -44,5 +44,5 @@ def test_windows_blend_without_seams(shipped):
     inner = slice(8192, -8192)
     excess = whole[inner] - clipped[inner]
     seam = windowed[inner] - whole[inner]
-    # the windowed excess matches the one-pass excess to within 1 % of its energy (20 dB)
-    assert 10 * np.log10((excess**2).sum() / (seam**2).sum()) > 20.0
+    # the windowed excess matches the one-pass excess to 40 dB (measured: 55 dB)
+    assert 10 * np.log10((excess**2).sum() / (seam**2).sum()) > 40.0
