@@ -146,10 +146,13 @@ class StreamingRestorer:
             group = pending[first : first + self.settings.batch]
             ys = torch.zeros(len(group), self.window, device=self.device)
             masks = torch.zeros(len(group), self.window, dtype=torch.int8, device=self.device)
+            window_masks: dict[int, torch.Tensor] = {}  # channels of one window share its mask computation
             for row, (start, channel) in enumerate(group):
                 stop = min(start + self.window, end)
+                if start not in window_masks:
+                    window_masks[start] = self._mask(buffer, start, stop, base)
                 ys[row, : stop - start] = buffer[channel, start - base : stop - base]
-                masks[row, : stop - start] = self._mask(buffer, start, stop, base)[channel]
+                masks[row, : stop - start] = window_masks[start][channel]
             index = torch.tensor([channel for _, channel in group], device=self.device)
             upper, lower, scale = (self.levels[k][index] for k in ("upper", "lower", "scale"))
             with autocast(self.device, self.settings.precision):

@@ -15,7 +15,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
 
 PACKAGES = [

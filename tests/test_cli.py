@@ -1,6 +1,5 @@
 """The command line on real files: outputs, folders, resuming, errors, and never re-clipping."""
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path

@@ -1,9 +1,8 @@
 """The restorer's contract: consistent with the input, scale-equivariant, seamless, any length."""
 import numpy as np
 import pytest
-import torch
 
-from declipper import ClippingLevels, EngineSettings, detect, restore
+from declipper import ClippingLevels, EngineSettings, restore
 from declipper.engine import StreamingRestorer
 from declipper.evaluation import clip_at_input_sdr
 from declipper.network import Declipper, UNetConfig
