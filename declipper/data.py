@@ -94,7 +94,26 @@ class AudioCorpus:
         return sum(t.frames / t.rate for t in self.tracks)
 
 
-class CropSampler:
+class _SeededSampler:
+    """Random draws that can be saved and restored, so a resumed run sees the same crops."""
+
+    def __init__(self, frames: list[int], length: int, seed: int):
+        weights = np.array(frames, dtype=np.float64)
+        self.weights = weights / weights.sum()  # longer files give proportionally more crops
+        self.length = length
+        self.rng = np.random.default_rng(seed)
+
+    def pick(self) -> int:
+        return int(self.rng.choice(len(self.weights), p=self.weights))
+
+    def state(self) -> dict:
+        return self.rng.bit_generator.state
+
+    def set_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state
+
+
+class CropSampler(_SeededSampler):
     """Random mono crops: a random track (by length), offset, channel mix and polarity.
 
     Near-silent crops are redrawn: clipping never reaches them and they teach nothing.
@@ -104,21 +123,12 @@ class CropSampler:
         usable = [t for t in corpus.tracks if t.frames > length]
         if not usable:
             raise ValueError(f"no track is longer than the crop length ({length} samples)")
+        super().__init__([t.frames for t in usable], length, seed)
         self.tracks = usable
-        weights = np.array([t.frames for t in usable], dtype=np.float64)
-        self.weights = weights / weights.sum()
-        self.length = length
-        self.rng = np.random.default_rng(seed)
-
-    def state(self) -> dict:
-        return self.rng.bit_generator.state
-
-    def set_state(self, state: dict) -> None:
-        self.rng.bit_generator.state = state
 
     def crop(self) -> np.ndarray:
         for _ in range(100):
-            track = self.tracks[self.rng.choice(len(self.tracks), p=self.weights)]
+            track = self.tracks[self.pick()]
             start = int(self.rng.integers(0, track.frames - self.length))
             stereo = np.asarray(track.samples[:, start : start + self.length], dtype=np.float32)
             mix = self.rng.dirichlet(np.ones(stereo.shape[0])) if stereo.shape[0] > 1 else np.ones(1)
@@ -131,7 +141,7 @@ class CropSampler:
         return torch.from_numpy(np.stack([self.crop() for _ in range(size)]))
 
 
-class ClippedCropSampler:
+class ClippedCropSampler(_SeededSampler):
     """Crops of real clipped recordings, with the clipping levels the detector finds in each file.
 
     Crops are single channels (mixing channels would blur their plateaus) with a random polarity.
@@ -159,23 +169,14 @@ class ClippedCropSampler:
                     self.items.append((track, channel, upper, lower))
         if not self.items:
             raise ValueError("no clipping found in the training audio: self-supervised training needs "
-                             "clipped recordings (or use a clean corpus with --simulate-clipping)")
-        weights = np.array([t.frames for t, *_ in self.items], dtype=np.float64)
-        self.weights = weights / weights.sum()
-        self.length = length
+                             "clipped recordings (or use a clean corpus with --clipping simulate)")
+        super().__init__([t.frames for t, *_ in self.items], length, seed)
         self.clipped_share = clipped_share
-        self.rng = np.random.default_rng(seed)
-
-    def state(self) -> dict:
-        return self.rng.bit_generator.state
-
-    def set_state(self, state: dict) -> None:
-        self.rng.bit_generator.state = state
 
     def crop(self) -> tuple[np.ndarray, float, float]:
         want_clipping = self.rng.random() < self.clipped_share
         for _ in range(200):
-            track, channel, upper, lower = self.items[self.rng.choice(len(self.items), p=self.weights)]
+            track, channel, upper, lower = self.items[self.pick()]
             start = int(self.rng.integers(0, track.frames - self.length))
             y = np.asarray(track.samples[channel, start : start + self.length], dtype=np.float32)
             if want_clipping and not ((y >= upper) | (y <= lower)).any():
