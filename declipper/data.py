@@ -8,6 +8,7 @@ the rates users bring. A file that cannot be read is skipped with a warning.
 from __future__ import annotations
 
 import hashlib
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,10 +60,14 @@ def _decode(path: Path, rate: int | None, cache: Path) -> Track:
         audio = audio.T
         if rate is not None and rate != native:
             audio = resampy.resample(audio, native, rate, filter="kaiser_fast", axis=-1)
-        temporary = target.with_suffix(".tmp.npy")
+        # the rate goes first, and each file under a name of this process's own, so a reader that
+        # sees the array always finds its rate, and two writers never clash
+        rate_file = target.with_suffix(f".{os.getpid()}.rate")
+        rate_file.write_text(str(rate or native))
+        rate_file.replace(target.with_suffix(".rate"))
+        temporary = target.with_suffix(f".{os.getpid()}.tmp.npy")
         np.save(temporary, audio.astype(np.float16))
         temporary.replace(target)
-        (target.with_suffix(".rate")).write_text(str(rate or native))
     return Track(path.name, int(target.with_suffix(".rate").read_text()), np.load(target, mmap_mode="r"))
 
 

@@ -205,7 +205,11 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
     torch.manual_seed(settings.seed + rank)
     # resampling would smooth the plateaus of real clipping away: only clean audio is rate-augmented
     rates = AUGMENT_RATES if settings.simulate_clipping else ()
+    if rank != 0:
+        dist.barrier()  # rank 0 fills the decode cache first; the others then only read it
     corpus = AudioCorpus(data, cache, rates, progress=lambda name: log(f"caching {name}"))
+    if world > 1 and rank == 0:
+        dist.barrier()
     log(f"corpus: {len(corpus.tracks)} track versions, {corpus.seconds / 3600:.2f} h")
     source = (SimulatedClipping if settings.simulate_clipping else RealClipping)(corpus, settings, settings.seed + 7919 * rank)
     objective = Objective(settings)
@@ -305,4 +309,7 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
             history.append(record)
             checkpoint()
             log(json.dumps(record))
+    if world > 1:
+        dist.barrier()  # no process leaves while another still writes or talks to it
+        dist.destroy_process_group()
     return out
