@@ -26,6 +26,8 @@ from .network import Declipper
 from .physics import ClippingLevels, channel_mask
 
 MIN_RATE, MAX_RATE = 8000, 192000
+METHODS = ("network", "aspade")
+ProgressCallback = Callable[[str, int, int], None]  # (stage, done, in all)
 
 
 def load_model(path: str | os.PathLike | None = None) -> Declipper:
@@ -80,10 +82,24 @@ def detect(audio: np.ndarray, tolerance: float = 1e-4, min_run: int = 1,
     return Detection(levels, mask.T.numpy())
 
 
+def make_restorer(method: str, model: Declipper | None, levels: ClippingLevels, engine: EngineSettings,
+                  min_run: int, progress: ProgressCallback | None = None):
+    """The network's streaming engine, or the model-free A-SPADE baseline, behind one interface."""
+    if method == "network":
+        return StreamingRestorer(model if model is not None else load_model(), levels, engine, min_run)
+    if method == "aspade":
+        from .sparse import ASpadeRestorer
+
+        return ASpadeRestorer(levels, min_run=min_run,
+                              progress=(lambda done, total: progress("A-SPADE", done, total)) if progress else None)
+    raise ValueError(f"unknown method {method!r}: use {' or '.join(METHODS)}")
+
+
 def restore(audio: np.ndarray, sample_rate: int, model: Declipper | None = None,
             levels: ClippingLevels | None = None, detection: DetectionSettings = DetectionSettings(),
-            engine: EngineSettings = EngineSettings()) -> np.ndarray:
-    """Restore clipped audio held in memory; ``levels`` skips detection when they are known."""
+            engine: EngineSettings = EngineSettings(), method: str = "network") -> np.ndarray:
+    """Restore clipped audio held in memory; ``levels`` skips detection when they are known.
+    ``method="aspade"`` uses the sparse baseline instead of the network (slow, no model)."""
     check_rate(sample_rate)
     original_shape = np.shape(audio)
     frames = as_frames(audio)
@@ -91,12 +107,9 @@ def restore(audio: np.ndarray, sample_rate: int, model: Declipper | None = None,
         levels = find_levels(frames, detection)
     if not levels.any_clipped:
         return frames.reshape(original_shape).copy()
-    restorer = StreamingRestorer(model if model is not None else load_model(), levels, engine, detection.min_run)
+    restorer = make_restorer(method, model, levels, engine, detection.min_run)
     restored = np.concatenate([block for block, _ in restorer.process([frames])], axis=0)
     return restored.reshape(original_shape)
-
-
-ProgressCallback = Callable[[str, int, int], None]  # (stage, frames done, frames in all)
 
 
 @dataclass
@@ -178,7 +191,7 @@ def scan_file(source: str | os.PathLike, detection: DetectionSettings = Detectio
 def restore_file(source: str | os.PathLike, target: str | os.PathLike, model: Declipper | None = None,
                  detection: DetectionSettings = DetectionSettings(), engine: EngineSettings = EngineSettings(),
                  headroom: str = "auto", ceiling_db: float = -0.1,
-                 progress: ProgressCallback | None = None) -> FileReport:
+                 progress: ProgressCallback | None = None, method: str = "network") -> FileReport:
     """Restore a file of any length in fixed memory and write the result atomically.
 
     Unclipped files are copied bit for bit. Otherwise the result keeps float samples, or (for
@@ -198,7 +211,7 @@ def restore_file(source: str | os.PathLike, target: str | os.PathLike, model: De
         report.action = "no clipping found: copied unchanged"
         report.seconds = time.perf_counter() - started
         return report
-    restorer = StreamingRestorer(model if model is not None else load_model(), levels, engine, detection.min_run)
+    restorer = make_restorer(method, model, levels, engine, detection.min_run, progress)
     stats = MaskStatistics(details.channels)
     with atomic_target(plan.path) as temporary:
         float_plan = OutputPlan(temporary, "WAV", "FLOAT", False) if plan.make_up_gain else plan

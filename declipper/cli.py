@@ -1,6 +1,8 @@
 """The command line: a thin layer over the Python API (see declipper.api)."""
 from __future__ import annotations
 
+import hashlib
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -63,10 +65,14 @@ def train(
     input_sdr: str = typer.Option("1,20", help="Range of input SDRs (dB) for simulated clipping."),
     consistency: str = typer.Option("mc", help="Self-supervised consistency loss: mc, or nmc (naive) to compare."),
     ei_weight: float = typer.Option(1.0, help="Weight of L_EI (0: L_MC alone)."),
-    gains: str = typer.Option("1,3", help="Range of the EI gains g (log-uniform)."),
-    ei_region: str = typer.Option("all", help="all, or reliable: score EI only where y was reliable."),
+    gains: str = typer.Option("1,6", help="Range of the EI gains g (log-uniform)."),
+    ei_region: str = typer.Option("reliable", help="reliable: score L_EI only where y was reliable (stable); "
+                                                   "all: on every sample (diverged in our runs)."),
     teacher_decay: float = typer.Option(0.0, help="EMA decay of a teacher network for EI targets (0: none)."),
     widths: str = typer.Option("16,32,64,128", help="U-Net widths per level, for --init none."),
+    output: str = typer.Option("consistent", help="For --init none: consistent (the network predicts only the "
+                                                  "excess of saturated samples) or free (a correction on every "
+                                                  "sample, projected at inference)."),
     resume: bool = typer.Option(False, help="Continue an interrupted run from OUT.resume."),
     validate: List[Path] = typer.Option([], help="Held-out clean audio scored at every checkpoint."),
     cache: Path = typer.Option(Path(".declipper-cache"), help="Where decoded audio is cached."),
@@ -92,7 +98,8 @@ def train(
         mode=mode, simulate_clipping=simulate, steps=steps, batch=batch, crop=crop, learning_rate=learning_rate,
         input_sdr=(low, high), consistency=consistency, ei_weight=ei_weight, gains=(gain_low, gain_high),
         ei_region=ei_region, teacher_decay=teacher_decay, seed=seed, checkpoint_every=checkpoint_every,
-        device=device, precision=precision, widths=tuple(int(w) for w in number_list(widths, "--widths")))
+        device=device, precision=precision, widths=tuple(int(w) for w in number_list(widths, "--widths")),
+        output=output)
     start = None if init == "none" else default_model_path() if init == "shipped" else Path(init)
     command = "declipper " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
@@ -172,6 +179,8 @@ def fix(
     glob: str = typer.Option("*", help="Pattern for files inside folders, e.g. '*.wav'."),
     skip_existing: bool = typer.Option(False, help="Leave files whose output already exists (resume a batch)."),
     model: Optional[str] = typer.Option(None, help="Checkpoint path or shipped model name (default: small)."),
+    method: str = typer.Option("network", help="network, or aspade: the model-free sparse baseline "
+                                               "(A-SPADE; about 10x slower than real time)."),
     headroom: str = typer.Option("auto", help="float: keep float samples; gain: scale so restored peaks fit the "
                                              "input's sample format; auto: float where the container allows."),
     ceiling: float = typer.Option(-0.1, help="Restored peak in dBFS when a make-up gain is applied."),
@@ -186,7 +195,7 @@ def fix(
     threads: Optional[int] = typer.Option(None, help="Torch CPU threads (default: one per core, at most 8)."),
 ) -> None:
     """Detect clipping, restore it, and write the result."""
-    from .api import FileReport, load_model, restore_file
+    from .api import METHODS, FileReport, load_model, restore_file
     from .audio import AudioError, output_path
     from .checkpoint import CheckpointError
     from .engine import EngineSettings, resolve_device
@@ -195,9 +204,11 @@ def fix(
     settings = detection_settings(threshold, tolerance, min_run)
     if headroom not in ("auto", "float", "gain"):
         fail(f"--headroom must be auto, float or gain, not {headroom!r}")
+    if method not in METHODS:
+        fail(f"--method must be {' or '.join(METHODS)}, not {method!r}")
     try:
         resolve_device(device)
-        network = load_model(model)
+        network = load_model(model) if method == "network" else None
     except (CheckpointError, ValueError) as error:
         fail(str(error))
     inputs = gather_inputs(paths, glob)
@@ -222,7 +233,8 @@ def fix(
                 progress.update(task, description=f"{stage} {name}", completed=done, total=max(total, 1))
 
             try:
-                reports.append(restore_file(source, target, network, settings, engine, headroom, ceiling, show))
+                reports.append(restore_file(source, target, network, settings, engine, headroom, ceiling, show,
+                                            method))
             except (AudioError, ValueError, RuntimeError, OSError) as error:
                 reports.append(FileReport(source, target, error=str(error).splitlines()[0]))
             progress.remove_task(file_task)
@@ -322,6 +334,10 @@ def evaluate(
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     precision: str = typer.Option("auto", help="auto (bf16 where fast), bf16 or fp32."),
     threads: Optional[int] = typer.Option(None, help="Torch CPU threads (default: one per core, at most 8)."),
+    baseline: Optional[str] = typer.Option(None, help="aspade: also score the sparse baseline A-SPADE on the "
+                                                      "same clipped files, side by side (slow; scores cached)."),
+    baseline_cache: Path = typer.Option(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+                                        / "declipper" / "scores", help="Where baseline scores are kept."),
 ) -> None:
     """Clip clean audio at given input SDRs (the survey's rule), restore it, and score the gain."""
     import json
@@ -331,10 +347,12 @@ def evaluate(
     from .api import load_model, restore
     from .checkpoint import CheckpointError
     from .engine import EngineSettings
-    from .evaluation import PUBLISHED, evaluate as run_evaluation, summarise
+    from .evaluation import PUBLISHED, ScoreCache, evaluate as run_evaluation, summarise
 
     set_threads(threads)
     levels = number_list(input_sdr, "--input-sdr")
+    if baseline not in (None, "aspade"):
+        fail(f"--baseline must be aspade, not {baseline!r}")
     try:
         network = load_model(model)
     except CheckpointError as error:
@@ -342,21 +360,45 @@ def evaluate(
     files = [path for path, _ in gather_inputs(clean, glob)]
     engine = EngineSettings(device=device, precision=precision)
     with progress_display() as progress:
-        task = progress.add_task("evaluating", total=None)
+        task = progress.add_task("network", total=None)
         rows = run_evaluation(lambda y, rate, lv: restore(y, rate, network, levels=lv, engine=engine), files,
                               levels, seconds, excerpts,
                               lambda done, total: progress.update(task, completed=done, total=total))
+        baseline_rows = []
+        if baseline:
+            from .sparse import ASpadeSettings, aspade
+
+            settings = ASpadeSettings()
+            cache = ScoreCache(baseline_cache, "aspade-" + hashlib.sha1(repr(settings).encode()).hexdigest()[:10])
+            task = progress.add_task("A-SPADE", total=None)
+            baseline_rows = run_evaluation(lambda y, rate, lv: aspade(y, lv, settings), files, levels, seconds,
+                                           excerpts, lambda done, total: progress.update(task, completed=done,
+                                                                                          total=total), cache)
     summary = summarise(rows)
+    baseline_summary = summarise(baseline_rows) if baseline_rows else []
     if json_output:
         print(json.dumps({"model": getattr(network, "metadata", {}).get("training", {}).get("command"),
-                          "summary": summary, "items": rows}, indent=2))
+                          "summary": summary, "items": rows,
+                          **({"baseline": {"method": baseline, "summary": baseline_summary, "items": baseline_rows}}
+                             if baseline else {})}, indent=2))
         return
     table = Table(title=f"declipper eval: mean over {len(rows) // max(len(levels), 1)} items (dB)")
-    for column in ("input SDR", "ΔSDR", "ΔSDR clipped samples", "clipped %"):
+    columns = ["input SDR", "ΔSDR", "ΔSDR clipped samples"]
+    if baseline:
+        columns += ["A-SPADE ΔSDR", "A-SPADE clipped samples"]
+    for column in columns + ["clipped %"]:
         table.add_column(column, justify="right")
-    for row in summary:
-        table.add_row(f"{row['input_sdr']:g}", f"{row['delta_sdr']:.2f}", f"{row['delta_sdr_clipped']:.2f}",
-                      f"{100 * row['clipped_fraction']:.2f}")
+    for index, row in enumerate(summary):
+        cells = [f"{row['input_sdr']:g}", f"{row['delta_sdr']:.2f}", f"{row['delta_sdr_clipped']:.2f}"]
+        if baseline:
+            other = baseline_summary[index]
+            cells += [f"{other['delta_sdr']:.2f}", f"{other['delta_sdr_clipped']:.2f}"]
+        table.add_row(*cells, f"{100 * row['clipped_fraction']:.2f}")
+    if summary:
+        cells = ["mean", f"{sum(r['delta_sdr'] for r in summary) / len(summary):.2f}", ""]
+        if baseline:
+            cells += [f"{sum(r['delta_sdr'] for r in baseline_summary) / len(baseline_summary):.2f}", ""]
+        table.add_row(*cells, "")
     Console().print(table)
     survey = Table(title="Published mean ΔSDR on the ten EBU SQAM excerpts (Záviška et al. 2021), "
                          "not on these files")

@@ -1,6 +1,10 @@
 """Scoring restorations the way the declipping survey does (Zaviska et al. 2021)."""
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -67,17 +71,47 @@ def excerpts(path, seconds: float | None, count: int) -> list[tuple[str, np.ndar
     return found
 
 
+class ScoreCache:
+    """Scores of a slow, deterministic restorer (the A-SPADE baseline: hours for a test set), kept
+    in one JSON file per method and settings, so every later comparison on the same files is free.
+    An item is keyed by its name, its file's size and modification time, and the input SDR."""
+
+    def __init__(self, folder: Path, method: str):
+        self.path = Path(folder) / f"{method}.json"
+        self.scores = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    @staticmethod
+    def key(name: str, path, level: float) -> str:
+        stat = Path(path).stat()
+        return f"{name}|{stat.st_size}|{stat.st_mtime_ns}|{level:g}"
+
+    def get(self, key: str) -> dict | None:
+        return self.scores.get(key)
+
+    def put(self, key: str, scores: dict) -> None:
+        self.scores[key] = scores
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        temporary.write_text(json.dumps(self.scores, indent=1))
+        os.replace(temporary, self.path)
+
+
 def evaluate(restorer, files, levels, seconds: float | None = None, count: int = 1,
-             progress=None) -> list[dict]:
+             progress=None, cache: ScoreCache | None = None) -> list[dict]:
     """Clip every file (or excerpt) at every input SDR with the survey's rule, restore it with
     ``restorer(clipped, rate, clip_levels)``, and score it. One row per item and level."""
     rows = []
-    items = [item for path in files for item in excerpts(path, seconds, count)]
-    for number, (name, clean, rate) in enumerate(items):
+    items = [(path, *item) for path in files for item in excerpts(path, seconds, count)]
+    for number, (path, name, clean, rate) in enumerate(items):
         for level in levels:
-            clipped, clip_levels = clip_at_input_sdr(clean, level)
-            restored = restorer(clipped, rate, clip_levels)
-            rows.append({"item": name, "rate": rate, "input_sdr": level, **delta_sdr(clean, clipped, restored)})
+            key = ScoreCache.key(name, path, level) if cache else ""
+            scores = cache.get(key) if cache else None
+            if scores is None:
+                clipped, clip_levels = clip_at_input_sdr(clean, level)
+                scores = delta_sdr(clean, clipped, restorer(clipped, rate, clip_levels))
+                if cache:
+                    cache.put(key, scores)
+            rows.append({"item": name, "rate": rate, "input_sdr": level, **scores})
             if progress:
                 progress(number * len(levels) + levels.index(level) + 1, len(items) * len(levels))
     return rows

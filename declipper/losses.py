@@ -78,7 +78,7 @@ class EquivarianceLoss:
         target = gains * estimate
         if self.detach_target:
             target = target.detach()
-        again = physics.restore(model, physics(target)).float()
+        again = physics.restore(model, physics(target), project=False).float()
         error = (again - target).pow(2) / physics.scale.pow(2)
         if self.region == "reliable":
             if measurement is None:

@@ -1,8 +1,15 @@
 """The restoration network: a bias-free 1-D U-Net that sees the measurement and its saturation mask.
 
 Inputs are y/scale (scale: the clipping level) and two indicator channels for samples saturated high
-and low, as in Fig. 4 of Sechaud et al.; the output is the excess beyond the level on saturated
-samples. With no bias terms and only ReLU and |.| non-linearities the network is positively
+and low, as in Fig. 4 of Sechaud et al. Two output parameterisations:
+
+- ``consistent`` (default): the network predicts the excess beyond the level on saturated samples
+  only, so every output clips back to y by construction and L_MC is identically zero.
+- ``free``: the network predicts a correction on every sample, as in the paper; the raw estimate can
+  break consistency, which is what L_MC and L_NMC measure in training. At inference it is projected
+  onto the consistent set, which (the set being convex and holding the truth) can only bring it closer.
+
+With no bias terms and only ReLU and |.| non-linearities the network is positively
 1-homogeneous, and dividing by the level makes the whole restorer exactly scale-equivariant:
 restoring a*y gives a*(restored y) for any a > 0.
 """
@@ -16,11 +23,15 @@ from torch import nn
 from .physics import project_consistent
 
 
+OUTPUTS = ("consistent", "free")
+
+
 @dataclass(frozen=True)
 class UNetConfig:
     widths: tuple[int, ...] = (16, 32, 64, 128)
     kernel: int = 7
     stride: int = 4
+    output: str = "consistent"  # or "free"; see the module docstring
 
     @property
     def multiple(self) -> int:
@@ -32,7 +43,8 @@ class UNetConfig:
 
     @classmethod
     def from_json(cls, data: dict) -> "UNetConfig":
-        return cls(widths=tuple(data["widths"]), kernel=int(data["kernel"]), stride=int(data["stride"]))
+        return cls(widths=tuple(data["widths"]), kernel=int(data["kernel"]), stride=int(data["stride"]),
+                   output=data.get("output", "consistent"))
 
 
 class ResidualBlock(nn.Module):
@@ -89,17 +101,25 @@ class Declipper(nn.Module):
 
     def __init__(self, config: UNetConfig = UNetConfig()):
         super().__init__()
+        if config.output not in OUTPUTS:
+            raise ValueError(f"unknown output parameterisation {config.output!r}: use {' or '.join(OUTPUTS)}")
         self.config = config
         self.net = UNet1d(config)
 
     def forward(
-        self, y: torch.Tensor, mask: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor, scale: torch.Tensor
+        self, y: torch.Tensor, mask: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor, scale: torch.Tensor,
+        project: bool = True,
     ) -> torch.Tensor:
         """y, mask: [batch, time]; upper, lower, scale: [batch, 1]. Time must be a multiple of
-        ``config.multiple``. Reliable samples come back as y; saturated ones at or beyond their level."""
+        ``config.multiple``. Reliable samples come back as y; saturated ones at or beyond their level.
+        ``project=False`` gives a free network's raw estimate, for the consistency losses."""
         high, low = (mask > 0), (mask < 0)
         features = torch.stack([y / scale, high.to(y.dtype), low.to(y.dtype)], dim=1)
-        excess = self.net(features).squeeze(1).abs().to(y.dtype) * scale
+        output = self.net(features).squeeze(1).to(y.dtype) * scale
+        if self.config.output == "free":
+            estimate = y + output
+            return project_consistent(estimate, y, mask, upper, lower) if project else estimate
+        excess = output.abs()
         plateau = torch.where(high, torch.maximum(y, upper), torch.minimum(y, lower))
         estimate = torch.where(high, plateau + excess, torch.where(low, plateau - excess, y))
         return project_consistent(estimate, y, mask, upper, lower)

@@ -58,9 +58,10 @@ class Clipping:
     def scale(self) -> Tensor:
         return (self.upper - self.lower) / 2
 
-    def restore(self, model, y: Tensor) -> Tensor:
-        """x_hat = f(y): the model sees the measurement, its mask and the levels."""
-        return model(y, self.mask(y), self.upper, self.lower, self.scale)
+    def restore(self, model, y: Tensor, project: bool = True) -> Tensor:
+        """x_hat = f(y): the model sees the measurement, its mask and the levels (``project=False``:
+        the raw estimate of a free-output model, before projection onto the consistent set)."""
+        return model(y, self.mask(y), self.upper, self.lower, self.scale, project=project)
 
 
 def sdr_db(reference: Tensor, estimate: Tensor, dim: int = -1) -> Tensor:

@@ -32,8 +32,8 @@ from .data import AUGMENT_RATES, AudioCorpus, ClippedCropSampler, CropSampler, a
 from .engine import EngineSettings, autocast, resolve_device
 from .evaluation import clip_at_input_sdr, delta_sdr
 from .losses import AmplitudeGain, EquivarianceLoss, measurement_consistency, naive_consistency, negative_sdr
-from .network import Declipper, UNetConfig
-from .physics import Clipping, threshold_for_input_sdr
+from .network import OUTPUTS, Declipper, UNetConfig
+from .physics import Clipping, project_consistent, threshold_for_input_sdr
 
 MODES = ("supervised", "self-supervised")
 CONSISTENCY = {"mc": measurement_consistency, "nmc": naive_consistency}
@@ -50,8 +50,8 @@ class TrainSettings:
     input_sdr: tuple[float, float] = (1.0, 20.0)
     consistency: str = "mc"
     ei_weight: float = 1.0
-    gains: tuple[float, float] = (1.0, 3.0)
-    ei_region: str = "all"
+    gains: tuple[float, float] = (1.0, 6.0)
+    ei_region: str = "reliable"
     teacher_decay: float = 0.0  # > 0: EI targets come from a slowly averaged copy of the network
     seed: int = 0
     checkpoint_every: int = 250
@@ -59,6 +59,7 @@ class TrainSettings:
     precision: str = "auto"
     validation_levels: tuple[float, ...] = (5.0, 10.0)
     widths: tuple[int, ...] = field(default_factory=lambda: UNetConfig().widths)
+    output: str = "consistent"
 
     def check(self) -> None:
         if self.mode not in MODES:
@@ -71,6 +72,8 @@ class TrainSettings:
             raise ValueError(f"unknown EI region {self.ei_region!r}: use all or reliable")
         if not 0 < self.gains[0] <= self.gains[1]:
             raise ValueError("gains must satisfy 0 < low <= high")
+        if self.output not in OUTPUTS:
+            raise ValueError(f"unknown output parameterisation {self.output!r}: use {' or '.join(OUTPUTS)}")
 
 
 def clipping_for(clean: torch.Tensor, input_sdr: torch.Tensor) -> Clipping:
@@ -126,9 +129,11 @@ class Objective:
 
     def __call__(self, model, teacher, y: torch.Tensor, physics: Clipping, clean: torch.Tensor | None,
                  device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
+        supervised = self.settings.mode == "supervised"
         with autocast(device, self.settings.precision):
-            estimate = physics.restore(model, y)
-            if self.settings.mode == "supervised":
+            # supervised: score what users get; self-supervised: the raw estimate, which the losses judge
+            estimate = physics.restore(model, y, project=supervised)
+            if supervised:
                 loss = negative_sdr(clean, estimate)
                 return loss, {"loss": loss.item()}
             consistency = CONSISTENCY[self.settings.consistency](estimate, y, physics)
@@ -136,7 +141,7 @@ class Objective:
             if self.settings.ei_weight > 0:
                 if teacher is not None:
                     with torch.no_grad():
-                        reference = physics.restore(teacher, y)
+                        reference = physics.restore(teacher, y, project=False)
                 else:
                     reference = estimate
                 ei = self.equivariance(reference, physics, model, measurement=y)
@@ -144,7 +149,8 @@ class Objective:
                 parts["ei"] = ei.item()
         parts["loss"] = loss.item()
         if clean is not None:  # simulated clipping: the clean signal is only watched, never learned from
-            parts["sdr_gain"] = float(-negative_sdr(clean, estimate.detach()) + negative_sdr(clean, y))
+            watched = project_consistent(estimate.detach(), y, physics.mask(y), physics.upper, physics.lower)
+            parts["sdr_gain"] = float(-negative_sdr(clean, watched) + negative_sdr(clean, y))
         return loss, parts
 
 
@@ -217,7 +223,7 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
     if init is not None and not resume:
         model, _ = load_checkpoint(init)
     else:
-        model = Declipper(UNetConfig(widths=tuple(settings.widths)))
+        model = Declipper(UNetConfig(widths=tuple(settings.widths), output=settings.output))
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.0)
     teacher = None

@@ -47,11 +47,12 @@ def test_rate_outside_the_supported_range_is_refused(tmp_path, random_model):
 
 
 def test_checkpoint_round_trip_keeps_weights_and_metadata(tmp_path):
-    model = Declipper(UNetConfig(widths=(8, 16), kernel=3, stride=2))
+    model = Declipper(UNetConfig(widths=(8, 16), kernel=3, stride=2, output="free"))
     path = tmp_path / "m.pt"
     save_checkpoint(path, model, {"training": {"command": "declipper train x --out m.pt"}, "sample_rates": [44100]})
     loaded, metadata = load_checkpoint(path)
-    assert metadata["config"] == {"widths": [8, 16], "kernel": 3, "stride": 2}
+    assert metadata["config"] == {"widths": [8, 16], "kernel": 3, "stride": 2, "output": "free"}
+    assert loaded.config == model.config
     assert metadata["training"]["command"].startswith("declipper train")
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)

@@ -59,3 +59,28 @@ def test_ei_with_unit_gain_is_the_restoration_error_of_x_hat_itself():
 def test_gains_are_drawn_in_range():
     g = AmplitudeGain(0.5, 2.0).sample(1000, generator=torch.Generator().manual_seed(0))
     assert g.min() >= 0.5 and g.max() <= 2.0 and g.shape == (1000, 1)
+
+
+def test_a_free_network_is_judged_raw_and_served_projected():
+    """The free output's raw estimate breaks consistency (L_MC > 0, with a gradient into the network);
+    what users get is its projection, which clips back to y exactly."""
+    torch.manual_seed(0)
+    model = Declipper(UNetConfig(widths=(8, 16), kernel=3, stride=4, output="free"))
+    physics = Clipping.symmetric(torch.tensor([0.5]))
+    y = physics(torch.sin(torch.linspace(0, 40, 256)).unsqueeze(0))
+    raw = physics.restore(model, y, project=False)
+    loss = measurement_consistency(raw, y, physics)
+    loss.backward()
+    assert loss > 0 and all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    served = physics.restore(model, y)
+    assert torch.equal(physics(served), y) and not torch.equal(raw, served)
+    assert measurement_consistency(served, y, physics) == 0
+
+
+def test_a_consistent_network_gives_mc_nothing_to_learn():
+    """Why the default output makes L_MC identically zero, and L_EI the only self-supervised signal."""
+    torch.manual_seed(0)
+    model = Declipper(UNetConfig(widths=(8, 16), kernel=3, stride=4))
+    physics = Clipping.symmetric(torch.tensor([0.5]))
+    y = physics(torch.sin(torch.linspace(0, 40, 256)).unsqueeze(0))
+    assert measurement_consistency(physics.restore(model, y, project=False), y, physics) == 0

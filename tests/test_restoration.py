@@ -99,3 +99,21 @@ def test_bad_input_is_refused(random_model):
         restore(np.full(100, np.nan, np.float32), RATE, random_model)
     with pytest.raises(ValueError, match="frames"):
         restore(np.zeros((2, 3, 4), np.float32), RATE, random_model)
+
+
+def test_free_output_is_projected_and_scale_equivariant():
+    free = Declipper(UNetConfig(widths=(8, 16, 32), kernel=5, stride=4, output="free")).eval()
+    y, levels = clip_at_input_sdr(music(2, RATE, seed=13), 5.0)
+    fp32 = EngineSettings(precision="fp32")
+    out = restore(y, RATE, free, levels=levels, engine=fp32)
+    theta = levels.upper[0]
+    saturated = np.abs(y) >= theta
+    assert np.array_equal(out[~saturated], y[~saturated]) and np.array_equal(np.clip(out, -theta, theta), y)
+    scaled = restore((2.5 * y).astype(np.float32), RATE, free,
+                     levels=ClippingLevels.uniform(2, 2.5 * theta, -2.5 * theta), engine=fp32)
+    np.testing.assert_allclose(scaled, 2.5 * out, rtol=1e-4, atol=1e-6)
+
+
+def test_unknown_output_parameterisation_is_refused():
+    with pytest.raises(ValueError, match="output"):
+        Declipper(UNetConfig(output="unbounded"))
