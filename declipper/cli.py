@@ -66,9 +66,12 @@ def train(
     consistency: str = typer.Option("mc", help="Self-supervised consistency loss: mc, or nmc (naive) to compare."),
     ei_weight: float = typer.Option(1.0, help="Weight of L_EI (0: L_MC alone)."),
     gains: str = typer.Option("1,6", help="Range of the EI gains g (log-uniform)."),
-    ei_region: str = typer.Option("reliable", help="reliable: score L_EI only where y was reliable (stable); "
-                                                   "all: on every sample (diverged in our runs)."),
-    teacher_decay: float = typer.Option(0.0, help="EMA decay of a teacher network for EI targets (0: none)."),
+    ei_region: Optional[str] = typer.Option(None, help="reliable: score L_EI only where y was reliable; all: on "
+                                                       "every sample. Default: all when fine-tuning (with a frozen "
+                                                       "teacher), reliable from scratch (all diverged there)."),
+    teacher_decay: Optional[float] = typer.Option(None, help="EMA decay of a teacher network for EI targets (0: "
+                                                             "none; 1: the starting model, frozen). Default: 1 when "
+                                                             "fine-tuning, 0 from scratch."),
     widths: str = typer.Option("16,32,64,128", help="U-Net widths per level, for --init none."),
     output: str = typer.Option("consistent", help="For --init none: consistent (the network predicts only the "
                                                   "excess of saturated samples) or free (a correction on every "
@@ -92,6 +95,13 @@ def train(
     if clipping not in ("auto", "simulate", "real"):
         fail(f"--clipping must be auto, simulate or real, not {clipping!r}")
     simulate = clipping == "simulate" or (clipping == "auto" and mode == "supervised")
+    # measured (README): fine-tuning keeps long plateaus anchored with the starting model as a frozen
+    # EI teacher; from scratch there is no teacher worth keeping, and L_EI only on reliable samples is stable
+    fine_tuning = init != "none" and mode == "self-supervised"
+    if ei_region is None:
+        ei_region = "all" if fine_tuning else "reliable"
+    if teacher_decay is None:
+        teacher_decay = 1.0 if fine_tuning else 0.0
     low, high = number_list(input_sdr, "--input-sdr", 2)
     gain_low, gain_high = number_list(gains, "--gains", 2)
     settings = TrainSettings(

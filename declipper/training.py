@@ -70,6 +70,8 @@ class TrainSettings:
             raise ValueError(f"unknown consistency loss {self.consistency!r}: use mc or nmc")
         if self.ei_region not in ("all", "reliable"):
             raise ValueError(f"unknown EI region {self.ei_region!r}: use all or reliable")
+        if not 0 <= self.teacher_decay <= 1:
+            raise ValueError("the teacher decay must lie in [0, 1]")
         if not 0 < self.gains[0] <= self.gains[1]:
             raise ValueError("gains must satisfy 0 < low <= high")
         if self.output not in OUTPUTS:

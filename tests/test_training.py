@@ -93,3 +93,24 @@ def test_two_processes_train_data_parallel(tmp_path, corpus):
     metadata = read_checkpoint(tmp_path / "ddp.pt")["metadata"]
     assert metadata["training"]["processes"] == 2 and metadata["training"]["steps"] == 4
     assert len(json.loads(read_checkpoint(tmp_path / "ddp.pt.resume")["training"]["sources"])) == 2
+
+
+def test_fine_tuning_defaults_to_a_frozen_teacher_and_scratch_to_the_reliable_region(tmp_path, clipped_corpus,
+                                                                                     random_model_path):
+    """The measured defaults (README): a frozen copy of the starting model anchors long plateaus."""
+    from typer.testing import CliRunner
+
+    from declipper.cli import app
+
+    common = [str(clipped_corpus), "--mode", "self-supervised", "--steps", "2", "--batch", "2", "--crop", "2048",
+              "--precision", "fp32", "--device", "cpu", "--cache", str(tmp_path / "cache")]
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", *common, "--init", str(random_model_path), "--out", str(tmp_path / "f.pt")])
+    assert result.exit_code == 0, result.output
+    settings = read_checkpoint(tmp_path / "f.pt")["metadata"]["training"]["settings"]
+    assert settings["ei_region"] == "all" and settings["teacher_decay"] == 1.0
+    assert "teacher" in read_checkpoint(tmp_path / "f.pt.resume")["training"]
+    result = runner.invoke(app, ["train", *common, "--init", "none", "--widths", "8,16", "--out", str(tmp_path / "s.pt")])
+    assert result.exit_code == 0, result.output
+    settings = read_checkpoint(tmp_path / "s.pt")["metadata"]["training"]["settings"]
+    assert settings["ei_region"] == "reliable" and settings["teacher_decay"] == 0.0
