@@ -199,7 +199,8 @@ class Segmentation:
 
 
 def aspade(y: np.ndarray, levels: ClippingLevels, settings: ASpadeSettings = ASpadeSettings(),
-           progress: Callable[[int, int], None] | None = None, min_run: int = 1) -> np.ndarray:
+           progress: Callable[[int, int], None] | None = None, min_run: int = 1,
+           mask: Tensor | None = None) -> np.ndarray:
     """Declip [frames, channels] float32 audio clipped at ``levels``; channels are independent.
 
     Returns float32 audio of the same shape, projected onto the consistent set: reliable samples
@@ -211,7 +212,8 @@ def aspade(y: np.ndarray, levels: ClippingLevels, settings: ASpadeSettings = ASp
     dtype = settings.torch_dtype
     signal = torch.from_numpy(np.ascontiguousarray(y.T, dtype=np.float32))
     tensors = levels.as_tensors()
-    mask = channel_mask(signal, tensors, min_run)
+    if mask is None:  # [channels, frames], as channel_mask gives it
+        mask = channel_mask(signal, tensors, min_run)
     grid = Segmentation(signal.shape[1], settings)
     padded, padded_mask = grid.pad(signal.to(dtype)), grid.pad(mask)
     todo = torch.nonzero(grid.saturated_blocks(padded_mask))
@@ -245,8 +247,8 @@ class ASpadeRestorer:
 
     def process(self, blocks: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         signal = np.concatenate(list(blocks), axis=0)
-        restored = aspade(signal, self.levels, self.settings, self.progress, self.min_run)
-        mask = channel_mask(torch.from_numpy(np.ascontiguousarray(signal.T)), self.levels.as_tensors(),
-                            self.min_run).T.numpy()
+        mask = channel_mask(torch.from_numpy(np.ascontiguousarray(signal.T)), self.levels.as_tensors(), self.min_run)
+        restored = aspade(signal, self.levels, self.settings, self.progress, mask=mask)
+        mask = mask.T.numpy()
         for start in range(0, len(signal), self.block):
             yield restored[start : start + self.block], mask[start : start + self.block]
