@@ -1,6 +1,7 @@
 """The command line: a thin layer over the Python API (see declipper.api)."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shlex
@@ -73,6 +74,14 @@ def train(
                                                              "none; 1: the starting model, frozen). Default: 1 when "
                                                              "fine-tuning, 0 from scratch."),
     widths: str = typer.Option("16,32,64,128", help="U-Net widths per level, for --init none."),
+    kernel: int = typer.Option(7, help="U-Net kernel size, for --init none."),
+    stride: int = typer.Option(4, help="U-Net down-sampling factor per level, for --init none."),
+    domain: str = typer.Option("time", help="For --init none: time (1-D U-Net on the waveform) or stft (2-D "
+                               "U-Net on short-time spectra)."),
+    n_fft: int = typer.Option(1024, help="STFT size, for --domain stft."),
+    hop: int = typer.Option(256, help="STFT hop, for --domain stft."),
+    minutes: Optional[float] = typer.Option(None, help="Stop after this much training time; the learning-rate "
+                                            "schedule then runs over the time, not the steps."),
     output: str = typer.Option("consistent", help="For --init none: consistent (the network predicts only the "
                                                   "excess of saturated samples) or free (a correction on every "
                                                   "sample, projected at inference)."),
@@ -109,7 +118,7 @@ def train(
         input_sdr=(low, high), consistency=consistency, ei_weight=ei_weight, gains=(gain_low, gain_high),
         ei_region=ei_region, teacher_decay=teacher_decay, seed=seed, checkpoint_every=checkpoint_every,
         device=device, precision=precision, widths=tuple(int(w) for w in number_list(widths, "--widths")),
-        output=output)
+        kernel=kernel, stride=stride, output=output, domain=domain, n_fft=n_fft, hop=hop, minutes=minutes)
     start = None if init == "none" else default_model_path() if init == "shipped" else Path(init)
     command = "declipper " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
@@ -200,8 +209,8 @@ def fix(
     min_run: int = typer.Option(1, help="Shortest run of saturated samples that is restored."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     precision: str = typer.Option("auto", help="auto (bf16 where fast), bf16 or fp32."),
-    window: int = typer.Option(16384, help="Samples per network window."),
-    batch: int = typer.Option(16, help="Windows per network call."),
+    window: int = typer.Option(32768, help="Samples per network window."),
+    batch: int = typer.Option(8, help="Windows per network call."),
     threads: Optional[int] = typer.Option(None, help="Torch CPU threads (default: one per core, at most 8)."),
 ) -> None:
     """Detect clipping, restore it, and write the result."""
@@ -343,6 +352,7 @@ def evaluate(
     json_output: bool = typer.Option(False, "--json", help="Print JSON (per item and summary) instead of tables."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     precision: str = typer.Option("auto", help="auto (bf16 where fast), bf16 or fp32."),
+    window: int = typer.Option(32768, help="Samples per network window."),
     threads: Optional[int] = typer.Option(None, help="Torch CPU threads (default: one per core, at most 8)."),
     baseline: Optional[str] = typer.Option(None, help="aspade: also score the sparse baseline A-SPADE on the "
                                                       "same clipped files, side by side (slow; scores cached)."),
@@ -368,7 +378,7 @@ def evaluate(
     except CheckpointError as error:
         fail(str(error))
     files = [path for path, _ in gather_inputs(clean, glob)]
-    engine = EngineSettings(device=device, precision=precision)
+    engine = EngineSettings(device=device, precision=precision, window=window)
     with progress_display() as progress:
         task = progress.add_task("network", total=None)
         rows = run_evaluation(lambda y, rate, lv: restore(y, rate, network, levels=lv, engine=engine), files,
@@ -376,12 +386,19 @@ def evaluate(
                               lambda done, total: progress.update(task, completed=done, total=total))
         baseline_rows = []
         if baseline:
+            from .engine import resolve_device
             from .sparse import ASpadeSettings, aspade
 
             settings = ASpadeSettings()
-            cache = ScoreCache(baseline_cache, "aspade-" + hashlib.sha1(repr(settings).encode()).hexdigest()[:10])
+            # the batch size changes the speed, not the result: it is left out of the cache's name
+            cache = ScoreCache(baseline_cache, "aspade-" + hashlib.sha1(
+                repr(dataclasses.replace(settings, batch=0)).encode()).hexdigest()[:10])
+            where = resolve_device(device)
+            if where.type == "cuda":
+                settings = dataclasses.replace(settings, batch=512)
             task = progress.add_task("A-SPADE", total=None)
-            baseline_rows = run_evaluation(lambda y, rate, lv: aspade(y, lv, settings), files, levels, seconds,
+            baseline_rows = run_evaluation(lambda y, rate, lv: aspade(y, lv, settings, device=where), files,
+                                           levels, seconds,
                                            excerpts, lambda done, total: progress.update(task, completed=done,
                                                                                           total=total), cache)
     summary = summarise(rows)

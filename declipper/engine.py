@@ -55,9 +55,9 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 
 @dataclass
 class EngineSettings:
-    window: int = 16384
+    window: int = 32768
     overlap: float = 0.25
-    batch: int = 16
+    batch: int = 8
     device: str = "auto"
     precision: str = "auto"
 

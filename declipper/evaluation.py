@@ -1,6 +1,7 @@
 """Scoring restorations the way the declipping survey does (Zaviska et al. 2021)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -74,16 +75,17 @@ def excerpts(path, seconds: float | None, count: int) -> list[tuple[str, np.ndar
 class ScoreCache:
     """Scores of a slow, deterministic restorer (the A-SPADE baseline: hours for a test set), kept
     in one JSON file per method and settings, so every later comparison on the same files is free.
-    An item is keyed by its name, its file's size and modification time, and the input SDR."""
+    An item is keyed by its name, a hash of its clean samples, and the input SDR: the same excerpt
+    scored on another machine or after a copy is still found."""
 
     def __init__(self, folder: Path, method: str):
         self.path = Path(folder) / f"{method}.json"
         self.scores = json.loads(self.path.read_text()) if self.path.exists() else {}
 
     @staticmethod
-    def key(name: str, path, level: float) -> str:
-        stat = Path(path).stat()
-        return f"{name}|{stat.st_size}|{stat.st_mtime_ns}|{level:g}"
+    def key(name: str, clean: np.ndarray, level: float) -> str:
+        digest = hashlib.sha1(np.ascontiguousarray(clean, dtype=np.float32).tobytes()).hexdigest()[:16]
+        return f"{Path(name).name}|{digest}|{level:g}"
 
     def get(self, key: str) -> dict | None:
         return self.scores.get(key)
@@ -104,7 +106,7 @@ def evaluate(restorer, files, levels, seconds: float | None = None, count: int =
     items = [(path, *item) for path in files for item in excerpts(path, seconds, count)]
     for number, (path, name, clean, rate) in enumerate(items):
         for level in levels:
-            key = ScoreCache.key(name, path, level) if cache else ""
+            key = ScoreCache.key(name, clean, level) if cache else ""
             scores = cache.get(key) if cache else None
             if scores is None:
                 clipped, clip_levels = clip_at_input_sdr(clean, level)

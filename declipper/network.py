@@ -1,7 +1,14 @@
-"""The restoration network: a bias-free 1-D U-Net that sees the measurement and its saturation mask.
+"""The restoration network: a bias-free U-Net that sees the measurement and its saturation mask.
 
 Inputs are y/scale (scale: the clipping level) and two indicator channels for samples saturated high
-and low, as in Fig. 4 of Sechaud et al. Two output parameterisations:
+and low, as in Fig. 4 of Sechaud et al. The U-Net works in one of two domains:
+
+- ``time`` (default): a 1-D U-Net on the waveform;
+- ``stft``: a 2-D U-Net on the short-time spectra of the three input channels (real and imaginary
+  parts as channels), whose complex output is turned back into a waveform. Tonal music is sparse
+  there, which is what the best sparse declippers exploit.
+
+Two output parameterisations:
 
 - ``consistent`` (default): the network predicts the excess beyond the level on saturated samples
   only, so every output clips back to y by construction and L_MC is identically zero.
@@ -9,7 +16,7 @@ and low, as in Fig. 4 of Sechaud et al. Two output parameterisations:
   break consistency, which is what L_MC and L_NMC measure in training. At inference it is projected
   onto the consistent set, which (the set being convex and holding the truth) can only bring it closer.
 
-With no bias terms and only ReLU and |.| non-linearities the network is positively
+With no bias terms and only ReLU and |.| non-linearities (the STFT is linear) the network is positively
 1-homogeneous, and dividing by the level makes the whole restorer exactly scale-equivariant:
 restoring a*y gives a*(restored y) for any a > 0.
 """
@@ -24,18 +31,24 @@ from .physics import project_consistent
 
 
 OUTPUTS = ("consistent", "free")
+DOMAINS = ("time", "stft")
 
 
 @dataclass(frozen=True)
 class UNetConfig:
     widths: tuple[int, ...] = (16, 32, 64, 128)
     kernel: int = 7
-    stride: int = 4
+    stride: int = 4  # time: down-sampling per level; stft: per level along frequency and frames
     output: str = "consistent"  # or "free"; see the module docstring
+    domain: str = "time"  # or "stft"
+    n_fft: int = 1024  # stft only
+    hop: int = 256  # stft only
 
     @property
     def multiple(self) -> int:
         """Window lengths must be a multiple of this to pass through every down-sampling."""
+        if self.domain == "stft":
+            return self.hop
         return self.stride ** (len(self.widths) - 1)
 
     def to_json(self) -> dict:
@@ -44,44 +57,45 @@ class UNetConfig:
     @classmethod
     def from_json(cls, data: dict) -> "UNetConfig":
         return cls(widths=tuple(data["widths"]), kernel=int(data["kernel"]), stride=int(data["stride"]),
-                   output=data.get("output", "consistent"))
+                   output=data.get("output", "consistent"), domain=data.get("domain", "time"),
+                   n_fft=int(data.get("n_fft", 1024)), hop=int(data.get("hop", 256)))
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, width: int, kernel: int):
+    def __init__(self, width: int, kernel: int, conv: type[nn.Module] = nn.Conv1d):
         super().__init__()
-        self.first = nn.Conv1d(width, width, kernel, padding=kernel // 2, bias=False)
-        self.second = nn.Conv1d(width, width, kernel, padding=kernel // 2, bias=False)
+        self.first = conv(width, width, kernel, padding=kernel // 2, bias=False)
+        self.second = conv(width, width, kernel, padding=kernel // 2, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(x + self.second(torch.relu(self.first(x))))
 
 
-class UNet1d(nn.Module):
-    """Bias-free U-Net: strided convolutions down, transposed convolutions up, skip connections."""
+class UNet(nn.Module):
+    """Bias-free U-Net over 1 or 2 axes: strided convolutions down, transposed convolutions up,
+    skip connections."""
 
-    def __init__(self, config: UNetConfig = UNetConfig()):
+    def __init__(self, config: UNetConfig, inputs: int, outputs: int, axes: int):
         super().__init__()
         self.config = config
+        conv, transposed = (nn.Conv1d, nn.ConvTranspose1d) if axes == 1 else (nn.Conv2d, nn.ConvTranspose2d)
         widths, kernel, stride = config.widths, config.kernel, config.stride
-        self.entry = nn.Conv1d(3, widths[0], kernel, padding=kernel // 2, bias=False)
-        self.encoders = nn.ModuleList(ResidualBlock(w, kernel) for w in widths[:-1])
+        self.entry = conv(inputs, widths[0], kernel, padding=kernel // 2, bias=False)
+        self.encoders = nn.ModuleList(ResidualBlock(w, kernel, conv) for w in widths[:-1])
         self.downs = nn.ModuleList(
-            nn.Conv1d(a, b, 2 * stride, stride=stride, padding=stride // 2, bias=False)
+            conv(a, b, 2 * stride, stride=stride, padding=stride // 2, bias=False)
             for a, b in zip(widths[:-1], widths[1:])
         )
-        self.bottom = ResidualBlock(widths[-1], kernel)
+        self.bottom = ResidualBlock(widths[-1], kernel, conv)
         self.ups = nn.ModuleList(
-            nn.ConvTranspose1d(b, a, stride, stride=stride, bias=False) for a, b in zip(widths[:-1], widths[1:])
+            transposed(b, a, stride, stride=stride, bias=False) for a, b in zip(widths[:-1], widths[1:])
         )
-        self.merges = nn.ModuleList(
-            nn.Conv1d(2 * w, w, kernel, padding=kernel // 2, bias=False) for w in widths[:-1]
-        )
-        self.decoders = nn.ModuleList(ResidualBlock(w, kernel) for w in widths[:-1])
-        self.exit = nn.Conv1d(widths[0], 1, 1, bias=False)
+        self.merges = nn.ModuleList(conv(2 * w, w, kernel, padding=kernel // 2, bias=False) for w in widths[:-1])
+        self.decoders = nn.ModuleList(ResidualBlock(w, kernel, conv) for w in widths[:-1])
+        self.exit = conv(widths[0], outputs, 1, bias=False)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(self.entry(features))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.entry(x))
         skips = []
         for encoder, down in zip(self.encoders, self.downs):
             x = encoder(x)
@@ -96,6 +110,41 @@ class UNet1d(nn.Module):
         return self.exit(x)
 
 
+class UNet1d(UNet):
+    """On the waveform: the three input channels in, the output waveform out."""
+
+    def __init__(self, config: UNetConfig = UNetConfig()):
+        super().__init__(config, inputs=3, outputs=1, axes=1)
+
+
+class SpectralUNet(UNet):
+    """Over (frequency, frame) of the inputs' STFTs, real and imaginary parts as channels; the
+    complex output goes back to a waveform through the inverse STFT.
+
+    The Nyquist bin is dropped (and given back as zero) and the frames padded, so both axes pass
+    through every down-sampling.
+    """
+
+    def __init__(self, config: UNetConfig):
+        super().__init__(config, inputs=6, outputs=2, axes=2)
+        self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        batch, channels, length = features.shape
+        config = self.config
+        spectra = torch.stft(features.float().reshape(batch * channels, length), config.n_fft, config.hop,
+                             window=self.window, return_complex=True)[:, :-1]  # Nyquist dropped
+        bins, frames = spectra.shape[-2:]
+        factor = config.stride ** (len(config.widths) - 1)
+        x = torch.view_as_real(spectra).reshape(batch, channels, bins, frames, 2)
+        x = x.permute(0, 1, 4, 2, 3).reshape(batch, 2 * channels, bins, frames)
+        x = nn.functional.pad(x, (0, -(-frames // factor) * factor - frames))
+        x = super().forward(x)[..., :frames].float()
+        spectrum = nn.functional.pad(torch.complex(x[:, 0], x[:, 1]), (0, 0, 0, 1))  # Nyquist back, as zero
+        waveform = torch.istft(spectrum, config.n_fft, config.hop, window=self.window, length=length)
+        return waveform.unsqueeze(1)
+
+
 class Declipper(nn.Module):
     """Measurement + mask + levels -> a restored signal that is consistent with the measurement."""
 
@@ -103,8 +152,10 @@ class Declipper(nn.Module):
         super().__init__()
         if config.output not in OUTPUTS:
             raise ValueError(f"unknown output parameterisation {config.output!r}: use {' or '.join(OUTPUTS)}")
+        if config.domain not in DOMAINS:
+            raise ValueError(f"unknown domain {config.domain!r}: use {' or '.join(DOMAINS)}")
         self.config = config
-        self.net = UNet1d(config)
+        self.net = SpectralUNet(config) if config.domain == "stft" else UNet1d(config)
 
     def forward(
         self, y: torch.Tensor, mask: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor, scale: torch.Tensor,

@@ -153,7 +153,7 @@ class Segmentation:
     """The block grid of a signal of ``frames`` samples: padded so every sample lies under
     window/hop full windows, block b covering padded samples [b*hop, b*hop + window)."""
 
-    def __init__(self, frames: int, settings: ASpadeSettings):
+    def __init__(self, frames: int, settings: ASpadeSettings, device: torch.device | str = "cpu"):
         self.settings = settings
         self.per_window = settings.window // settings.hop
         self.front = settings.window - settings.hop
@@ -161,12 +161,13 @@ class Segmentation:
         self.length = (self.blocks + self.per_window - 1) * settings.hop
         self.frames = frames
         analysis, synthesis = windows(settings)
-        self.analysis, self.synthesis = analysis.to(settings.torch_dtype), synthesis.to(settings.torch_dtype)
+        self.analysis = analysis.to(device, settings.torch_dtype)
+        self.synthesis = synthesis.to(device, settings.torch_dtype)
         # the overlap-added product of the windows: what an untouched signal comes back multiplied by
         weight = torch.zeros(self.blocks + self.per_window - 1, settings.hop, dtype=torch.float64)
         for m, piece in enumerate((analysis * synthesis).reshape(self.per_window, settings.hop)):
             weight[m : m + self.blocks] += piece
-        self.norm = weight.reshape(-1).to(settings.torch_dtype)
+        self.norm = weight.reshape(-1).to(device, settings.torch_dtype)
 
     def pad(self, signal: Tensor) -> Tensor:
         """[channels, frames] -> [channels, length], zeros around."""
@@ -200,8 +201,9 @@ class Segmentation:
 
 def aspade(y: np.ndarray, levels: ClippingLevels, settings: ASpadeSettings = ASpadeSettings(),
            progress: Callable[[int, int], None] | None = None, min_run: int = 1,
-           mask: Tensor | None = None) -> np.ndarray:
+           mask: Tensor | None = None, device: torch.device | str = "cpu") -> np.ndarray:
     """Declip [frames, channels] float32 audio clipped at ``levels``; channels are independent.
+    On a GPU (``device``) the result is the same up to float rounding, and larger batches pay.
 
     Returns float32 audio of the same shape, projected onto the consistent set: reliable samples
     are y bit for bit, saturated ones lie at or beyond their level. ``progress(done, total)``
@@ -210,11 +212,10 @@ def aspade(y: np.ndarray, levels: ClippingLevels, settings: ASpadeSettings = ASp
     if y.ndim != 2 or y.shape[1] != levels.channels:
         raise ValueError(f"expected audio of shape [frames, {levels.channels}], got {y.shape}")
     dtype = settings.torch_dtype
-    signal = torch.from_numpy(np.ascontiguousarray(y.T, dtype=np.float32))
-    tensors = levels.as_tensors()
-    if mask is None:  # [channels, frames], as channel_mask gives it
-        mask = channel_mask(signal, tensors, min_run)
-    grid = Segmentation(signal.shape[1], settings)
+    signal = torch.from_numpy(np.ascontiguousarray(y.T, dtype=np.float32)).to(device)
+    tensors = levels.as_tensors(device)
+    mask = channel_mask(signal, tensors, min_run) if mask is None else mask.to(device)  # [channels, frames]
+    grid = Segmentation(signal.shape[1], settings, device)
     padded, padded_mask = grid.pad(signal.to(dtype)), grid.pad(mask)
     todo = torch.nonzero(grid.saturated_blocks(padded_mask))
     # an untouched block adds y * analysis * synthesis: start from all blocks untouched, add changes
@@ -234,7 +235,7 @@ def aspade(y: np.ndarray, levels: ClippingLevels, settings: ASpadeSettings = ASp
             progress(min(first + settings.batch, len(todo)), len(todo))
     estimate = grid.crop(grid.join(total)).to(torch.float32)
     restored = project_consistent(estimate, signal, mask, tensors["upper"], tensors["lower"])
-    return restored.T.contiguous().numpy()
+    return restored.T.contiguous().cpu().numpy()
 
 
 class ASpadeRestorer:

@@ -32,7 +32,7 @@ from .data import AUGMENT_RATES, AudioCorpus, ClippedCropSampler, CropSampler, a
 from .engine import EngineSettings, autocast, resolve_device
 from .evaluation import clip_at_input_sdr, delta_sdr
 from .losses import AmplitudeGain, EquivarianceLoss, measurement_consistency, naive_consistency, negative_sdr
-from .network import OUTPUTS, Declipper, UNetConfig
+from .network import DOMAINS, OUTPUTS, Declipper, UNetConfig
 from .physics import Clipping, project_consistent, threshold_for_input_sdr
 
 MODES = ("supervised", "self-supervised")
@@ -59,7 +59,17 @@ class TrainSettings:
     precision: str = "auto"
     validation_levels: tuple[float, ...] = (5.0, 10.0)
     widths: tuple[int, ...] = field(default_factory=lambda: UNetConfig().widths)
+    kernel: int = UNetConfig().kernel
+    stride: int = UNetConfig().stride
     output: str = "consistent"
+    domain: str = UNetConfig().domain
+    n_fft: int = UNetConfig().n_fft
+    hop: int = UNetConfig().hop
+    minutes: float | None = None  # a wall-clock budget: the schedule then runs over time, not steps
+
+    def network(self) -> UNetConfig:
+        return UNetConfig(widths=tuple(self.widths), kernel=self.kernel, stride=self.stride, output=self.output,
+                          domain=self.domain, n_fft=self.n_fft, hop=self.hop)
 
     def check(self) -> None:
         if self.mode not in MODES:
@@ -76,6 +86,12 @@ class TrainSettings:
             raise ValueError("gains must satisfy 0 < low <= high")
         if self.output not in OUTPUTS:
             raise ValueError(f"unknown output parameterisation {self.output!r}: use {' or '.join(OUTPUTS)}")
+        if self.domain not in DOMAINS:
+            raise ValueError(f"unknown domain {self.domain!r}: use {' or '.join(DOMAINS)}")
+        if self.kernel < 1 or self.kernel % 2 == 0 or self.stride < 2:
+            raise ValueError("the kernel must be odd and the stride at least 2")
+        if self.minutes is not None and self.minutes <= 0:
+            raise ValueError("the time budget must be positive")
 
 
 def clipping_for(clean: torch.Tensor, input_sdr: torch.Tensor) -> Clipping:
@@ -208,6 +224,8 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         torch.cuda.set_device(device)
     rank, world = _distributed(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # crops have one fixed shape: let cuDNN pick its fastest kernels
     if rank != 0:
         log, on_step = (lambda message: None), None
     torch.manual_seed(settings.seed + rank)
@@ -225,7 +243,7 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
     if init is not None and not resume:
         model, _ = load_checkpoint(init)
     else:
-        model = Declipper(UNetConfig(widths=tuple(settings.widths), output=settings.output))
+        model = Declipper(settings.network())
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.0)
     teacher = None
@@ -253,12 +271,15 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
     commands.append({"command": command, "from_step": step})
     validator = Validator(validation, settings.validation_levels) if validation and rank == 0 else None
 
+    budget = settings.minutes * 60 if settings.minutes else None
+
     def learning_rate(at: int) -> float:
-        """Cosine decay to 1 % of the peak rate, after a short warm-up."""
+        """Cosine decay to 1 % of the peak rate, after a short warm-up; over the steps, or over the
+        time budget when one is set (so a run of fixed duration still ends annealed)."""
         warm = min(200, settings.steps // 10)
         if at < warm:
             return settings.learning_rate * (at + 1) / warm
-        progress = (at - warm) / max(1, settings.steps - warm)
+        progress = wall / budget if budget else (at - warm) / max(1, settings.steps - warm)
         return settings.learning_rate * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
     def checkpoint() -> None:
@@ -284,8 +305,16 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
             **extra,
         })
 
+    def out_of_time() -> bool:
+        if budget is None:
+            return False
+        done = torch.tensor(float(wall >= budget), device=device)
+        if world > 1:  # every process stops at the same step
+            dist.all_reduce(done, op=dist.ReduceOp.MAX)
+        return bool(done.item())
+
     running: dict[str, float] = {}
-    while step < settings.steps:
+    while step < settings.steps and not out_of_time():
         started = time.perf_counter()
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step)
@@ -310,7 +339,7 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
             running[key] = value if key not in running else 0.98 * running[key] + 0.02 * value
         if on_step:
             on_step(step, running["loss"])
-        if step % settings.checkpoint_every == 0 or step == settings.steps:
+        if step % settings.checkpoint_every == 0 or step == settings.steps or out_of_time():
             record = {"step": step, **{k: round(v, 4) for k, v in running.items()}, "wall_time_s": round(wall, 1)}
             if validator:
                 record.update({k: round(v, 3) for k, v in validator(model, settings.device).items()})

@@ -3,8 +3,10 @@
 Usage: python scripts/prepare_corpus.py DEST   (needs apt-get, dpkg and network access to Debian)
 
 Downloads the six music packages named in the issues, unpacks them, mixes each Frets on Fire song
-with its guitar stem, and lays the audio out as DEST/train/<package>/... and DEST/heldout/<package>/...
-The held-out tracks below are never used for training or for choosing a design.
+with its guitar stem, and lays the audio out as DEST/{train,heldout,test}/<package>/...
+Held-out tracks are never trained on; they validate training runs and choose designs. Test tracks
+are neither trained on nor looked at while choosing a design: they only score the final models
+(through the fixed excerpts that scripts/make_excerpts.py cuts from them).
 Licences: wesnoth-1.16-music, nexuiz-music (GPL-2+); fretsonfire-songs-sectoid (MIT-style);
 fretsonfire-songs-muldjord, singularity-music, hyperrogue-music (CC-BY-SA-3.0).
 """
@@ -33,6 +35,15 @@ HELD_OUT = {
     "chaos_god.wav",
     "Coherence.ogg",
     "hr3-caves.ogg",
+}
+TEST = {
+    "elvish-theme.ogg",
+    "love_theme.ogg",
+    "subcities.ogg",
+    "Nebula.ogg",
+    "hr3-jungle.ogg",
+    "War of freedom.wav",
+    "armygeddon.wav",
 }
 
 
@@ -81,12 +92,12 @@ def main(dest: Path) -> None:
         sources[f"fretsonfire-{artist}"] = sorted(mixed.glob("*.wav"))
     for name, files in sources.items():
         for path in files:
-            split = "heldout" if path.name in HELD_OUT else "train"
+            split = "heldout" if path.name in HELD_OUT else "test" if path.name in TEST else "train"
             link = dest / split / name / path.name
             link.parent.mkdir(parents=True, exist_ok=True)
             if not link.exists():
                 link.symlink_to(path.resolve())
-    for split in ("train", "heldout"):
+    for split in ("train", "heldout", "test"):
         count = sum(1 for _ in (dest / split).rglob("*.*"))
         print(f"{split}: {count} files under {dest / split}")
 

@@ -188,3 +188,8 @@ def test_eval_scores_the_baseline_side_by_side_and_caches_it(tmp_path):
     cached.write_text(json.dumps(scores))
     again = json.loads(run(*args).output)
     assert again["baseline"]["summary"][0]["delta_sdr"] == 123.0
+    copy = tmp_path / "elsewhere" / "clean.wav"  # scores follow the samples, not the file's path or date
+    copy.parent.mkdir()
+    copy.write_bytes(clean.read_bytes())
+    moved = json.loads(run("eval", copy, *args[2:]).output)
+    assert moved["baseline"]["summary"][0]["delta_sdr"] == 123.0

@@ -51,7 +51,8 @@ def test_checkpoint_round_trip_keeps_weights_and_metadata(tmp_path):
     path = tmp_path / "m.pt"
     save_checkpoint(path, model, {"training": {"command": "declipper train x --out m.pt"}, "sample_rates": [44100]})
     loaded, metadata = load_checkpoint(path)
-    assert metadata["config"] == {"widths": [8, 16], "kernel": 3, "stride": 2, "output": "free"}
+    assert metadata["config"] == {"widths": [8, 16], "kernel": 3, "stride": 2, "output": "free", "domain": "time",
+                                  "n_fft": 1024, "hop": 256}
     assert loaded.config == model.config
     assert metadata["training"]["command"].startswith("declipper train")
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):

@@ -31,18 +31,19 @@ def test_restores_the_example_clip(shipped):
     reference = clean * (32767 / 32768) / levels.upper[0]  # the clean signal at the clipped file's scale
     restored = restore(clipped, rate, shipped)  # levels found by detection, as `declipper fix` does
     gain = sdr(reference, restored) - sdr(reference, clipped)
-    assert gain > 5.0, f"delta-SDR on the example fell to {gain:.2f} dB"  # measured: 6.3 dB
+    assert gain > 5.0, f"delta-SDR on the example fell to {gain:.2f} dB"  # measured: 6.6 dB
 
 
 def test_windows_blend_without_seams(shipped):
-    """Restoring in 16384-sample windows agrees with one pass over the whole 5 s clip."""
+    """Restoring in the default 32768-sample windows agrees with one pass over the whole 5 s clip."""
     clipped, rate = sf.read(EXAMPLES / "feelings-clipped.wav", dtype="float32", always_2d=True)
     clipped = clipped[: 3 * rate]
     fp32 = dict(precision="fp32")
-    windowed = restore(clipped, rate, shipped, engine=EngineSettings(window=16384, **fp32))
+    windowed = restore(clipped, rate, shipped, engine=EngineSettings(**fp32))
     whole = restore(clipped, rate, shipped, engine=EngineSettings(window=len(clipped) + 4096, **fp32))
     inner = slice(8192, -8192)
     excess = whole[inner] - clipped[inner]
     seam = windowed[inner] - whole[inner]
-    # the windowed excess matches the one-pass excess to 40 dB (measured: 55 dB)
+    # the windowed excess matches the one-pass excess to 40 dB (measured: 44 dB; 36 dB with windows of
+    # 16384, shorter than the receptive field; the mean delta-SDR on held-out music moved by 0.01 dB)
     assert 10 * np.log10((excess**2).sum() / (seam**2).sum()) > 40.0

@@ -114,3 +114,11 @@ def test_fine_tuning_defaults_to_a_frozen_teacher_and_scratch_to_the_reliable_re
     assert result.exit_code == 0, result.output
     settings = read_checkpoint(tmp_path / "s.pt")["metadata"]["training"]["settings"]
     assert settings["ei_region"] == "reliable" and settings["teacher_decay"] == 0.0
+
+
+def test_a_time_budget_ends_the_run_with_a_checkpoint(tmp_path, corpus):
+    """--minutes stops a run long before its step count, and what it learned is saved."""
+    settings = TrainSettings(steps=100000, checkpoint_every=100000, minutes=2 / 60, **TINY)
+    train([corpus], tmp_path / "m.pt", settings, tmp_path / "cache", log=lambda m: None)
+    metadata = read_checkpoint(tmp_path / "m.pt")["metadata"]["training"]
+    assert 0 < metadata["steps"] < 100000 and metadata["wall_time_s"] >= 2.0
