@@ -112,14 +112,24 @@ def output_path(source: Path, output: Path | None, root: Path | None, many: bool
     return output
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_target(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` that replaces it only when the block succeeds."""
+    """A temporary path beside ``path`` that replaces it only when the block succeeds.
+
+    The result gets the permissions a plain new file would (or those of the file it replaces), not
+    the private ones of a temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".partial{path.suffix}")
     os.close(handle)
     try:
         yield Path(temporary)
+        os.chmod(temporary, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

@@ -1,5 +1,6 @@
 """The command line on real files: outputs, folders, resuming, errors, and never re-clipping."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,9 @@ def test_fix_writes_float_beside_the_input(tmp_path):
     reliable = np.abs(original) < 0.9999
     assert np.array_equal(restored[reliable], original[reliable])
     assert "float" in result.output
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # a normal file, not a private temporary one
 
 
 @pytest.mark.parametrize("suffix, subtype", [(".flac", "PCM_16"), (".wav", "PCM_24")])
