@@ -66,7 +66,8 @@ def train(
     input_sdr: str = typer.Option("1,20", help="Range of input SDRs (dB) for simulated clipping."),
     consistency: str = typer.Option("mc", help="Self-supervised consistency loss: mc, or nmc (naive) to compare."),
     ei_weight: float = typer.Option(1.0, help="Weight of L_EI (0: L_MC alone)."),
-    gains: str = typer.Option("1,6", help="Range of the EI gains g (log-uniform)."),
+    gains: Optional[str] = typer.Option(None, help="Range of the EI gains g (log-uniform; default 1,2 when "
+                                        "fine-tuning self-supervised, else 1,6)."),
     ei_region: Optional[str] = typer.Option(None, help="reliable: score L_EI only where y was reliable; all: on "
                                                        "every sample. Default: all when fine-tuning (with a frozen "
                                                        "teacher), reliable from scratch (all diverged there)."),
@@ -111,6 +112,8 @@ def train(
         ei_region = "all" if fine_tuning else "reliable"
     if teacher_decay is None:
         teacher_decay = 1.0 if fine_tuning else 0.0
+    if gains is None:  # measured (README): fine-tuning with gains near 1 gains at light clipping too
+        gains = "1,2" if fine_tuning else "1,6"
     low, high = number_list(input_sdr, "--input-sdr", 2)
     gain_low, gain_high = number_list(gains, "--gains", 2)
     settings = TrainSettings(

@@ -108,12 +108,12 @@ def test_fine_tuning_defaults_to_a_frozen_teacher_and_scratch_to_the_reliable_re
     result = runner.invoke(app, ["train", *common, "--init", str(random_model_path), "--out", str(tmp_path / "f.pt")])
     assert result.exit_code == 0, result.output
     settings = read_checkpoint(tmp_path / "f.pt")["metadata"]["training"]["settings"]
-    assert settings["ei_region"] == "all" and settings["teacher_decay"] == 1.0
+    assert settings["ei_region"] == "all" and settings["teacher_decay"] == 1.0 and settings["gains"] == [1.0, 2.0]
     assert "teacher" in read_checkpoint(tmp_path / "f.pt.resume")["training"]
     result = runner.invoke(app, ["train", *common, "--init", "none", "--widths", "8,16", "--out", str(tmp_path / "s.pt")])
     assert result.exit_code == 0, result.output
     settings = read_checkpoint(tmp_path / "s.pt")["metadata"]["training"]["settings"]
-    assert settings["ei_region"] == "reliable" and settings["teacher_decay"] == 0.0
+    assert settings["ei_region"] == "reliable" and settings["teacher_decay"] == 0.0 and settings["gains"] == [1.0, 6.0]
 
 
 def test_a_time_budget_ends_the_run_with_a_checkpoint(tmp_path, corpus):
