@@ -306,15 +306,15 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
         })
 
     def out_of_time() -> bool:
-        if budget is None:
-            return False
+        if budget is None or world == 1:
+            return budget is not None and wall >= budget
         done = torch.tensor(float(wall >= budget), device=device)
-        if world > 1:  # every process stops at the same step
-            dist.all_reduce(done, op=dist.ReduceOp.MAX)
+        dist.all_reduce(done, op=dist.ReduceOp.MAX)  # every process stops at the same step
         return bool(done.item())
 
     running: dict[str, float] = {}
-    while step < settings.steps and not out_of_time():
+    stopping = out_of_time()
+    while step < settings.steps and not stopping:
         started = time.perf_counter()
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step)
@@ -339,7 +339,8 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
             running[key] = value if key not in running else 0.98 * running[key] + 0.02 * value
         if on_step:
             on_step(step, running["loss"])
-        if step % settings.checkpoint_every == 0 or step == settings.steps or out_of_time():
+        stopping = out_of_time()
+        if step % settings.checkpoint_every == 0 or step == settings.steps or stopping:
             record = {"step": step, **{k: round(v, 4) for k, v in running.items()}, "wall_time_s": round(wall, 1)}
             if validator:
                 record.update({k: round(v, 3) for k, v in validator(model, settings.device).items()})
