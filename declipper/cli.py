@@ -13,7 +13,8 @@ import torch
 import typer
 from rich.console import Console
 
-from .engine import default_threads
+from .engine import EngineSettings, default_threads
+from .network import UNetConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Restore clipped audio with a network trained to invert clipping.")
@@ -74,13 +75,13 @@ def train(
     teacher_decay: Optional[float] = typer.Option(None, help="EMA decay of a teacher network for EI targets (0: "
                                                              "none; 1: the starting model, frozen). Default: 1 when "
                                                              "fine-tuning, 0 from scratch."),
-    widths: str = typer.Option("16,32,64,128", help="U-Net widths per level, for --init none."),
-    kernel: int = typer.Option(7, help="U-Net kernel size, for --init none."),
-    stride: int = typer.Option(4, help="U-Net down-sampling factor per level, for --init none."),
+    widths: str = typer.Option(",".join(map(str, UNetConfig().widths)), help="U-Net widths per level, for --init none."),
+    kernel: int = typer.Option(UNetConfig().kernel, help="U-Net kernel size, for --init none."),
+    stride: int = typer.Option(UNetConfig().stride, help="U-Net down-sampling factor per level, for --init none."),
     domain: str = typer.Option("time", help="For --init none: time (1-D U-Net on the waveform) or stft (2-D "
                                "U-Net on short-time spectra)."),
-    n_fft: int = typer.Option(1024, help="STFT size, for --domain stft."),
-    hop: int = typer.Option(256, help="STFT hop, for --domain stft."),
+    n_fft: int = typer.Option(UNetConfig().n_fft, help="STFT size, for --domain stft."),
+    hop: int = typer.Option(UNetConfig().hop, help="STFT hop, for --domain stft."),
     minutes: Optional[float] = typer.Option(None, help="Stop after this much training time; the learning-rate "
                                             "schedule then runs over the time, not the steps."),
     output: str = typer.Option("consistent", help="For --init none: consistent (the network predicts only the "
@@ -212,15 +213,15 @@ def fix(
     min_run: int = typer.Option(1, help="Shortest run of saturated samples that is restored."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     precision: str = typer.Option("auto", help="auto (bf16 where fast), bf16 or fp32."),
-    window: int = typer.Option(32768, help="Samples per network window."),
-    batch: int = typer.Option(8, help="Windows per network call."),
+    window: int = typer.Option(EngineSettings().window, help="Samples per network window."),
+    batch: int = typer.Option(EngineSettings().batch, help="Windows per network call."),
     threads: Optional[int] = typer.Option(None, help="Torch CPU threads (default: one per core, at most 8)."),
 ) -> None:
     """Detect clipping, restore it, and write the result."""
     from .api import METHODS, FileReport, load_model, restore_file
     from .audio import AudioError, output_path
     from .checkpoint import CheckpointError
-    from .engine import EngineSettings, resolve_device
+    from .engine import resolve_device
 
     set_threads(threads)
     settings = detection_settings(threshold, tolerance, min_run)
@@ -355,7 +356,7 @@ def evaluate(
     json_output: bool = typer.Option(False, "--json", help="Print JSON (per item and summary) instead of tables."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     precision: str = typer.Option("auto", help="auto (bf16 where fast), bf16 or fp32."),
-    window: int = typer.Option(32768, help="Samples per network window."),
+    window: int = typer.Option(EngineSettings().window, help="Samples per network window."),
     threads: Optional[int] = typer.Option(None, help="Torch CPU threads (default: one per core, at most 8)."),
     baseline: Optional[str] = typer.Option(None, help="aspade: also score the sparse baseline A-SPADE on the "
                                                       "same clipped files, side by side (slow; scores cached)."),
@@ -369,7 +370,6 @@ def evaluate(
 
     from .api import load_model, restore
     from .checkpoint import CheckpointError
-    from .engine import EngineSettings
     from .evaluation import PUBLISHED, ScoreCache, evaluate as run_evaluation, summarise
 
     set_threads(threads)
