@@ -14,13 +14,27 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import soundfile as sf
 
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64", ".opus"}
 FLOAT_CONTAINERS = {"WAV", "WAVEX", "AIFF", "CAF", "W64", "RF64", "AU"}
 BLOCK_FRAMES = 1 << 18
+
+
+def audio_files(paths: Iterable[str | Path], pattern: str = "*") -> list[Path]:
+    """Audio files named directly or found below folders, in a stable order."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found.extend(p for p in sorted(path.rglob(pattern)) if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+        elif path.exists():
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"no such file or folder: {path}")
+    return found
 
 
 class AudioError(RuntimeError):

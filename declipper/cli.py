@@ -156,7 +156,7 @@ def detection_settings(threshold: Optional[str], tolerance: float, min_run: int)
 
 def gather_inputs(paths: List[Path], pattern: str) -> list[tuple[Path, Optional[Path]]]:
     """(file, the folder it was found under) for every input; folders are searched recursively."""
-    from .data import audio_files
+    from .audio import audio_files
 
     found: list[tuple[Path, Optional[Path]]] = []
     for path in paths:

@@ -12,28 +12,16 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import resampy
 import soundfile as sf
 import torch
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64", ".opus"}
+from .audio import audio_files
+
 AUGMENT_RATES = (16000, 22050, 96000)
-
-
-def audio_files(paths: Iterable[str | Path], pattern: str = "*") -> list[Path]:
-    """Audio files named directly or found below folders, in a stable order."""
-    found: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found.extend(p for p in sorted(path.rglob(pattern)) if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
-        elif path.exists():
-            found.append(path)
-        else:
-            raise FileNotFoundError(f"no such file or folder: {path}")
-    return found
 
 
 @dataclass

@@ -26,6 +26,7 @@ MIN_FLAT_SHARE = 0.25  # of the samples at a clipping level, most sit in runs; a
 RIPPLE_PROMINENCE = 1.3  # a rippled plateau's bump over the valley beneath it: 1.45 to 4 measured
 RIPPLE_SIGNIFICANCE = 6.0  # ... in standard deviations of the counting noise
 MIN_PILE = 10  # samples in the pile before we believe it
+KEPT_SHARE = 0.45  # of the peak: the lowest amplitude level() looks at is half the peak
 
 
 @dataclass
@@ -60,11 +61,16 @@ class _Tail:
     peak: float = 0.0
 
     def add(self, values: np.ndarray, flat: np.ndarray) -> None:
-        positive = values > 0
-        if positive.any():
-            self.peak = max(self.peak, float(values[positive].max()))
-            self.counts += np.bincount(_bin_index(values[positive]), minlength=self.counts.size)
-            self.flat += np.bincount(_bin_index(values[positive & flat]), minlength=self.flat.size)
+        self.peak = max(self.peak, float(values.max(initial=0.0)))
+        # level() only asks about amplitudes above half the peak, so the samples below a share of the
+        # peak so far (hence of the final peak) need no bin: most of them, in music, and the costly part
+        kept = values > KEPT_SHARE * self.peak
+        if kept.any():
+            bins = _bin_index(values[kept])
+            low = int(bins.min())  # count into the span of bins in use, not all 400 k of them
+            span = slice(low, int(bins.max()) + 1)
+            self.counts[span] += np.bincount(bins - low, minlength=span.stop - low)
+            self.flat[span] += np.bincount(bins[flat[kept]] - low, minlength=span.stop - low)
 
     def level(self, tolerance: float) -> tuple[float, float]:
         """(level, spread) of a pile-up at the top of the distribution, or (inf, 0) if none."""
@@ -134,7 +140,7 @@ class LevelEstimator:
 
     def update(self, block: np.ndarray) -> None:
         for channel, (positive, negative) in enumerate(self.tails):
-            samples = block[:, channel]
+            samples = np.ascontiguousarray(block[:, channel])  # a strided column is slow to difference
             close = np.abs(np.diff(samples)) <= self.tolerance * np.maximum(abs(samples[1:]), abs(samples[:-1]))
             flat = np.zeros(len(samples), bool)
             flat[1:] |= close

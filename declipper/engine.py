@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
+import weakref
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -53,6 +55,45 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
 
 
+_BF16_VERDICTS: "weakref.WeakKeyDictionary[Declipper, bool]" = weakref.WeakKeyDictionary()
+
+
+@torch.no_grad()
+def bf16_agrees(model: Declipper, device: torch.device, tolerance: float = 0.05) -> bool:
+    """Whether the model restores a clipped probe the same in bf16 as in fp32 on this device.
+
+    Why: a wrong bf16 kernel fails silently. oneDNN's padded strided 1-D convolutions did on AMX
+    CPUs (see network.FoldedConv1d); ``auto`` precision trusts bf16 only after this check.
+    The verdict is kept per model, so batch jobs probe once.
+    """
+    if model not in _BF16_VERDICTS:
+        generator = torch.Generator().manual_seed(0)
+        length = model.config.multiple * max(1, -(-8192 // model.config.multiple))
+        time = torch.arange(length) / 44100
+        clean = sum(torch.sin(2 * torch.pi * f * time + phase) / k for k, (f, phase) in
+                    enumerate(zip((110.0, 277.0, 440.0, 1250.0), torch.rand(4, generator=generator) * 6), 1))
+        clean = (clean + 0.05 * torch.randn(length, generator=generator)).unsqueeze(0).to(device)
+        level = torch.full((1, 1), 0.5, device=device)
+        y = clean.clamp(-0.5, 0.5)
+        mask = (y >= 0.5).to(torch.int8) - (y <= -0.5).to(torch.int8)
+        exact = model(y, mask, level, -level, level)
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            fast = model(y, mask, level, -level, level).float()
+        error = (fast - exact).norm() / (exact - y).norm().clamp_min(1e-12)
+        _BF16_VERDICTS[model] = bool(error < tolerance)
+        if not _BF16_VERDICTS[model]:
+            warnings.warn(f"bf16 results differ from fp32 on this {device.type} (relative error {error:.2f}); "
+                          "restoring in fp32", RuntimeWarning, stacklevel=2)
+    return _BF16_VERDICTS[model]
+
+
+def use_bf16(model: Declipper, device: torch.device, precision: str) -> bool:
+    """bf16 when asked for, or under ``auto`` where it is fast and agrees with fp32."""
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"unknown precision {precision!r}: use auto, bf16 or fp32")
+    return precision == "bf16" or (precision == "auto" and bf16_is_fast(device) and bf16_agrees(model, device))
+
+
 @dataclass
 class EngineSettings:
     window: int = 32768
@@ -72,6 +113,7 @@ class StreamingRestorer:
         self.settings = settings
         self.device = resolve_device(settings.device)
         self.model = model.to(self.device).eval()
+        self.bf16 = use_bf16(self.model, self.device, settings.precision)
         multiple = model.config.multiple
         self.window = max(multiple, -(-settings.window // multiple) * multiple)
         self.hop = max(1, int(round(self.window * (1 - settings.overlap))))
@@ -119,9 +161,11 @@ class StreamingRestorer:
                 for channel in torch.nonzero(window_mask.any(dim=1)).flatten().tolist():
                     pending.append((next_window, channel))
                 next_window += self.hop
-            if pending and (finished or len(pending) >= self.settings.batch):
-                self._run(pending, buffer, total, norm, base, end)
-                pending = []
+            # full batches only, until the end: a partial batch costs nearly as much as a full one
+            ready_windows = len(pending) if finished else len(pending) - len(pending) % self.settings.batch
+            if ready_windows:
+                self._run(pending[:ready_windows], buffer, total, norm, base, end)
+                pending = pending[ready_windows:]
             # samples before the first window not yet run will receive no more contributions
             ready = end if finished else min(next_window, end)
             if pending:
@@ -155,7 +199,7 @@ class StreamingRestorer:
                 masks[row, : stop - start] = window_masks[start][channel]
             index = torch.tensor([channel for _, channel in group], device=self.device)
             upper, lower, scale = (self.levels[k][index] for k in ("upper", "lower", "scale"))
-            with autocast(self.device, self.settings.precision):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 restored = self.model(ys, masks, upper, lower, scale).float()
             for row, (start, channel) in enumerate(group):
                 stop = min(start + self.window, end)

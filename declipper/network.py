@@ -61,14 +61,61 @@ class UNetConfig:
                    n_fft=int(data.get("n_fft", 1024)), hop=int(data.get("hop", 256)))
 
 
+class RowConv1d(nn.Conv1d):
+    """A 1-D convolution over the last axis of a [batch, channels, 1, time] channels-last tensor.
+
+    Why: the weights are those of a Conv1d, but oneDNN's channels-last 2-D kernels need no layout
+    reorder around each layer; on this project's AMX CPU they run the 1-D U-Net's layers several
+    times faster in bf16 than the conv1d path does.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.conv2d(x, self.weight.unsqueeze(2), None, (1, self.stride[0]), (0, self.padding[0]))
+
+
+class RowConvTranspose1d(nn.ConvTranspose1d):
+    """The transposed counterpart of RowConv1d (no padding, as the U-Net uses it)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.conv_transpose2d(x, self.weight.unsqueeze(2), None, (1, self.stride[0]))
+
+
+class FoldedConv1d(nn.Conv1d):
+    """A strided 1-D convolution (kernel 2 * stride) on a [batch, channels, 1, time] channels-last
+    tensor, computed as a stride-1 convolution of kernel 2 over the input folded into ``stride``
+    phases: the same weights and, in fp32, the same output.
+
+    Why: on CPUs with AMX, oneDNN's bf16 kernels for padded strided convolutions with few channels
+    return wrong values (torch 2.13: relative error ~1 for 8 -> 16 channels, kernel 8, stride 4),
+    while stride-1 kernels are right. In channels-last memory the fold is a free reshape.
+    """
+
+    def __init__(self, inputs: int, outputs: int, stride: int):
+        super().__init__(inputs, outputs, 2 * stride, stride=stride, padding=stride // 2, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        stride, padding = self.stride[0], self.padding[0]
+        batch, channels, _, length = x.shape
+        frames = (length + 2 * padding - 2 * stride) // stride + 1
+        rows = x.permute(0, 2, 3, 1)  # [batch, 1, time, channels], contiguous
+        rows = nn.functional.pad(rows, (0, 0, padding, stride * (frames + 1) - length - padding))
+        folded = rows.reshape(batch, 1, frames + 1, stride * channels).permute(0, 3, 1, 2)
+        outputs = self.weight.shape[0]  # folded channel (phase r, channel c) is r * channels + c
+        weight = self.weight.reshape(outputs, channels, 2, stride).permute(0, 3, 1, 2).reshape(outputs, -1, 1, 2)
+        return nn.functional.conv2d(folded, weight)
+
+
 class ResidualBlock(nn.Module):
-    def __init__(self, width: int, kernel: int, conv: type[nn.Module] = nn.Conv1d):
+    def __init__(self, width: int, kernel: int, conv: type[nn.Module]):
         super().__init__()
         self.first = conv(width, width, kernel, padding=kernel // 2, bias=False)
         self.second = conv(width, width, kernel, padding=kernel // 2, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(x + self.second(torch.relu(self.first(x))))
+        # in place: the convolutions' outputs are fresh tensors, and no backward pass needs them unchanged
+        inner = self.second(self.first(x).relu_())
+        inner += x
+        return inner.relu_()
 
 
 class UNet(nn.Module):
@@ -78,12 +125,13 @@ class UNet(nn.Module):
     def __init__(self, config: UNetConfig, inputs: int, outputs: int, axes: int):
         super().__init__()
         self.config = config
-        conv, transposed = (nn.Conv1d, nn.ConvTranspose1d) if axes == 1 else (nn.Conv2d, nn.ConvTranspose2d)
+        conv, transposed = (RowConv1d, RowConvTranspose1d) if axes == 1 else (nn.Conv2d, nn.ConvTranspose2d)
         widths, kernel, stride = config.widths, config.kernel, config.stride
         self.entry = conv(inputs, widths[0], kernel, padding=kernel // 2, bias=False)
         self.encoders = nn.ModuleList(ResidualBlock(w, kernel, conv) for w in widths[:-1])
         self.downs = nn.ModuleList(
-            conv(a, b, 2 * stride, stride=stride, padding=stride // 2, bias=False)
+            FoldedConv1d(a, b, stride) if axes == 1
+            else conv(a, b, 2 * stride, stride=stride, padding=stride // 2, bias=False)
             for a, b in zip(widths[:-1], widths[1:])
         )
         self.bottom = ResidualBlock(widths[-1], kernel, conv)
@@ -95,18 +143,18 @@ class UNet(nn.Module):
         self.exit = conv(widths[0], outputs, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(self.entry(x))
+        x = self.entry(x).relu_()
         skips = []
         for encoder, down in zip(self.encoders, self.downs):
             x = encoder(x)
             skips.append(x)
-            x = torch.relu(down(x))
+            x = down(x).relu_()
         x = self.bottom(x)
         for up, merge, decoder, skip in zip(
             reversed(self.ups), reversed(self.merges), reversed(self.decoders), reversed(skips)
         ):
-            x = torch.relu(up(x))
-            x = decoder(torch.relu(merge(torch.cat([x, skip], dim=1))))
+            x = up(x).relu_()
+            x = decoder(merge(torch.cat([x, skip], dim=1)).relu_())
         return self.exit(x)
 
 
@@ -115,6 +163,10 @@ class UNet1d(UNet):
 
     def __init__(self, config: UNetConfig = UNetConfig()):
         super().__init__(config, inputs=3, outputs=1, axes=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[batch, 3, time] -> [batch, 1, time]; the layers work on [batch, channels, 1, time] channels-last."""
+        return super().forward(x.unsqueeze(2).contiguous(memory_format=torch.channels_last)).squeeze(2)
 
 
 class SpectralUNet(UNet):
@@ -139,7 +191,7 @@ class SpectralUNet(UNet):
         x = torch.view_as_real(spectra).reshape(batch, channels, bins, frames, 2)
         x = x.permute(0, 1, 4, 2, 3).reshape(batch, 2 * channels, bins, frames)
         x = nn.functional.pad(x, (0, -(-frames // factor) * factor - frames))
-        x = super().forward(x)[..., :frames].float()
+        x = super().forward(x.contiguous(memory_format=torch.channels_last))[..., :frames].float()
         spectrum = nn.functional.pad(torch.complex(x[:, 0], x[:, 1]), (0, 0, 0, 1))  # Nyquist back, as zero
         waveform = torch.istft(spectrum, config.n_fft, config.hop, window=self.window, length=length)
         return waveform.unsqueeze(1)

@@ -28,7 +28,8 @@ import torch.distributed as dist
 from . import __version__
 from .api import restore
 from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from .data import AUGMENT_RATES, AudioCorpus, ClippedCropSampler, CropSampler, audio_files
+from .audio import audio_files
+from .data import AUGMENT_RATES, AudioCorpus, ClippedCropSampler, CropSampler
 from .engine import EngineSettings, autocast, resolve_device
 from .evaluation import clip_at_input_sdr, delta_sdr
 from .losses import AmplitudeGain, EquivarianceLoss, measurement_consistency, naive_consistency, negative_sdr

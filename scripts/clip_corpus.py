@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from declipper.data import audio_files
+from declipper.audio import audio_files
 from declipper.evaluation import clip_at_input_sdr
 
 FULL_SCALE = 32767 / 32768

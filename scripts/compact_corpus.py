@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from declipper.data import audio_files
+from declipper.audio import audio_files
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import resampy
 import soundfile as sf
 
-from declipper.data import audio_files
+from declipper.audio import audio_files
 from declipper.evaluation import excerpts
 
 

@@ -1,12 +1,13 @@
 """The restorer's contract: consistent with the input, scale-equivariant, seamless, any length."""
 import numpy as np
 import pytest
+import torch
 
 from declipper import ClippingLevels, EngineSettings, restore
 from declipper.checkpoint import load_checkpoint, save_checkpoint
 from declipper.engine import StreamingRestorer
 from declipper.evaluation import clip_at_input_sdr
-from declipper.network import Declipper, UNetConfig
+from declipper.network import Declipper, FoldedConv1d, RowConv1d, RowConvTranspose1d, UNetConfig
 from tests.conftest import music
 
 RATE = 44100
@@ -143,3 +144,37 @@ def test_spectral_network_is_consistent_scale_equivariant_and_round_trips(tmp_pa
 def test_unknown_domain_is_refused():
     with pytest.raises(ValueError, match="domain"):
         Declipper(UNetConfig(domain="wavelet"))
+
+
+@pytest.mark.parametrize("stride", [2, 3, 4])
+def test_time_layers_compute_what_conv1d_computes(stride):
+    """The channels-last row layers and the folded strided convolution are Conv1d in another layout."""
+    torch.manual_seed(stride)
+    x = torch.randn(2, 5, 1, 96 * stride + 1).contiguous(memory_format=torch.channels_last)
+    plain = x.squeeze(2).contiguous()
+    folded = FoldedConv1d(5, 7, stride)
+    reference = torch.nn.functional.conv1d(plain, folded.weight, stride=stride, padding=stride // 2)
+    torch.testing.assert_close(folded(x).squeeze(2), reference, rtol=1e-5, atol=1e-5)
+    row = RowConv1d(5, 7, 5, padding=2, bias=False)
+    torch.testing.assert_close(row(x).squeeze(2), torch.nn.functional.conv1d(plain, row.weight, padding=2))
+    up = RowConvTranspose1d(5, 7, stride, stride=stride, bias=False)
+    torch.testing.assert_close(up(x).squeeze(2), torch.nn.functional.conv_transpose1d(plain, up.weight, stride=stride))
+
+
+def test_bf16_that_disagrees_with_fp32_falls_back_to_fp32(random_model, monkeypatch):
+    """A wrong bf16 kernel must not ruin audio silently: ``auto`` precision then restores in fp32."""
+    y, levels = clip_at_input_sdr(music(2, RATE, seed=15), 5.0)
+    model = Declipper(random_model.config)
+    model.load_state_dict(random_model.state_dict())
+    reference = restore(y, RATE, model, levels=levels, engine=EngineSettings(precision="fp32"))
+    forward = model.net.forward
+
+    def broken_in_bf16(features):  # what the oneDNN bug did: garbage from bf16 kernels
+        output = forward(features)
+        return output * 3 if torch.is_autocast_enabled("cpu") else output
+
+    monkeypatch.setattr(model.net, "forward", broken_in_bf16)
+    monkeypatch.setattr("declipper.engine.bf16_is_fast", lambda device: True)
+    with pytest.warns(RuntimeWarning, match="restoring in fp32"):
+        restored = restore(y, RATE, model, levels=levels)
+    np.testing.assert_array_equal(restored, reference)
