@@ -22,7 +22,7 @@ from .checkpoint import load_checkpoint, resolve_model_path
 from .detection import (DetectionSettings, LevelEstimator, MaskStatistics, estimate_levels, fixed_levels,
                         severity)
 from .engine import EngineSettings, StreamingRestorer
-from .network import Declipper
+from .network import Restorer
 from .physics import ClippingLevels, channel_mask
 
 MIN_RATE, MAX_RATE = 8000, 192000
@@ -30,7 +30,7 @@ METHODS = ("network", "aspade")
 ProgressCallback = Callable[[str, int, int], None]  # (stage, done, in all)
 
 
-def load_model(path: str | os.PathLike | None = None) -> Declipper:
+def load_model(path: str | os.PathLike | None = None) -> Restorer:
     """A checkpoint by path or shipped name ('small'); None loads the default model.
     Its metadata is on ``model.metadata``."""
     model, metadata = load_checkpoint(resolve_model_path(path))
@@ -82,7 +82,7 @@ def detect(audio: np.ndarray, tolerance: float = 1e-4, min_run: int = 1,
     return Detection(levels, mask.T.numpy())
 
 
-def make_restorer(method: str, model: Declipper | None, levels: ClippingLevels, engine: EngineSettings,
+def make_restorer(method: str, model: Restorer | None, levels: ClippingLevels, engine: EngineSettings,
                   min_run: int, progress: ProgressCallback | None = None):
     """The network's streaming engine, or the model-free A-SPADE baseline, behind one interface."""
     if method == "network":
@@ -95,7 +95,7 @@ def make_restorer(method: str, model: Declipper | None, levels: ClippingLevels, 
     raise ValueError(f"unknown method {method!r}: use {' or '.join(METHODS)}")
 
 
-def restore(audio: np.ndarray, sample_rate: int, model: Declipper | None = None,
+def restore(audio: np.ndarray, sample_rate: int, model: Restorer | None = None,
             levels: ClippingLevels | None = None, detection: DetectionSettings = DetectionSettings(),
             engine: EngineSettings = EngineSettings(), method: str = "network") -> np.ndarray:
     """Restore clipped audio held in memory; ``levels`` skips detection when they are known.
@@ -188,7 +188,7 @@ def scan_file(source: str | os.PathLike, detection: DetectionSettings = Detectio
                       time.perf_counter() - started, "scanned")
 
 
-def restore_file(source: str | os.PathLike, target: str | os.PathLike, model: Declipper | None = None,
+def restore_file(source: str | os.PathLike, target: str | os.PathLike, model: Restorer | None = None,
                  detection: DetectionSettings = DetectionSettings(), engine: EngineSettings = EngineSettings(),
                  headroom: str = "auto", ceiling_db: float = -0.1,
                  progress: ProgressCallback | None = None, method: str = "network") -> FileReport:

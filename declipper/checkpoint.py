@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
-from .network import Declipper, UNetConfig
+from .network import Declipper, Ensemble, EnsembleConfig, Restorer, UNetConfig
 
 FORMAT = "declipper-checkpoint/1"
-ARCHITECTURES = {"unet1d": (Declipper, UNetConfig)}
+ARCHITECTURES = {"unet1d": (Declipper, UNetConfig), "ensemble": (Ensemble, EnsembleConfig)}
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = "declipper-small.pt"
 
@@ -52,12 +52,13 @@ def resolve_model_path(name: str | os.PathLike | None) -> Path:
     return path
 
 
-def save_checkpoint(path: str | os.PathLike, model: Declipper, metadata: dict[str, Any],
+def save_checkpoint(path: str | os.PathLike, model: Restorer, metadata: dict[str, Any],
                     training: dict[str, Any] | None = None) -> None:
     """Write atomically, so an interrupted run never leaves a half-written checkpoint behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {"format": FORMAT, "architecture": "unet1d", "config": model.config.to_json(), **metadata}
+    architecture = next(name for name, (kind, _) in ARCHITECTURES.items() if type(model) is kind)
+    metadata = {"format": FORMAT, "architecture": architecture, "config": model.config.to_json(), **metadata}
     payload: dict[str, Any] = {
         "format": FORMAT,
         "metadata": json.dumps(metadata),
@@ -95,7 +96,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return payload
 
 
-def load_checkpoint(path: str | os.PathLike) -> tuple[Declipper, dict[str, Any]]:
+def load_checkpoint(path: str | os.PathLike) -> tuple[Restorer, dict[str, Any]]:
     """Build the network the metadata describes and load its weights."""
     payload = read_checkpoint(path)
     metadata = payload["metadata"]

@@ -10,7 +10,6 @@ Blocks stream in and out: memory depends on the window and batch, never on the d
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import warnings
 import weakref
@@ -20,7 +19,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from .network import Declipper
+from .network import Restorer
 from .physics import ClippingLevels, channel_mask, project_consistent
 
 
@@ -48,18 +47,11 @@ def bf16_is_fast(device: torch.device) -> bool:
                          or getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()))
 
 
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    use_bf16 = precision == "bf16" or (precision == "auto" and bf16_is_fast(device))
-    if precision not in ("auto", "bf16", "fp32"):
-        raise ValueError(f"unknown precision {precision!r}: use auto, bf16 or fp32")
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
-
-
-_BF16_VERDICTS: "weakref.WeakKeyDictionary[Declipper, bool]" = weakref.WeakKeyDictionary()
+_BF16_VERDICTS: "weakref.WeakKeyDictionary[Restorer, bool]" = weakref.WeakKeyDictionary()
 
 
 @torch.no_grad()
-def bf16_agrees(model: Declipper, device: torch.device, tolerance: float = 0.05) -> bool:
+def bf16_agrees(model: Restorer, device: torch.device, tolerance: float = 0.05) -> bool:
     """Whether the model restores a clipped probe the same in bf16 as in fp32 on this device.
 
     Why: a wrong bf16 kernel fails silently. oneDNN's padded strided 1-D convolutions did on AMX
@@ -87,7 +79,7 @@ def bf16_agrees(model: Declipper, device: torch.device, tolerance: float = 0.05)
     return _BF16_VERDICTS[model]
 
 
-def use_bf16(model: Declipper, device: torch.device, precision: str) -> bool:
+def use_bf16(model: Restorer, device: torch.device, precision: str) -> bool:
     """bf16 when asked for, or under ``auto`` where it is fast and agrees with fp32."""
     if precision not in ("auto", "bf16", "fp32"):
         raise ValueError(f"unknown precision {precision!r}: use auto, bf16 or fp32")
@@ -106,7 +98,7 @@ class EngineSettings:
 class StreamingRestorer:
     """Feeds [frames, channels] blocks through the model; yields restored blocks and their masks."""
 
-    def __init__(self, model: Declipper, levels: ClippingLevels, settings: EngineSettings = EngineSettings(),
+    def __init__(self, model: Restorer, levels: ClippingLevels, settings: EngineSettings = EngineSettings(),
                  min_run: int = 1):
         if not 0 <= settings.overlap < 1:
             raise ValueError("overlap must be in [0, 1)")

@@ -19,9 +19,13 @@ Two output parameterisations:
 With no bias terms and only ReLU and |.| non-linearities (the STFT is linear) the network is positively
 1-homogeneous, and dividing by the level makes the whole restorer exactly scale-equivariant:
 restoring a*y gives a*(restored y) for any a > 0.
+
+An ``Ensemble`` averages several such restorers (say one on the waveform, one on spectra), trained
+together or apart; it keeps every one of these properties.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -226,3 +230,57 @@ class Declipper(nn.Module):
         plateau = torch.where(high, torch.maximum(y, upper), torch.minimum(y, lower))
         estimate = torch.where(high, plateau + excess, torch.where(low, plateau - excess, y))
         return project_consistent(estimate, y, mask, upper, lower)
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    members: tuple[UNetConfig, ...]
+
+    @property
+    def multiple(self) -> int:
+        return math.lcm(*(member.multiple for member in self.members))
+
+    def to_json(self) -> dict:
+        return {"members": [member.to_json() for member in self.members]}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "EnsembleConfig":
+        return cls(tuple(UNetConfig.from_json(member) for member in data["members"]))
+
+
+class Ensemble(nn.Module):
+    """The mean of several restorers' estimates.
+
+    Why: a U-Net on the waveform and one on spectra err differently, and their mean restores better
+    than either. Each estimate is consistent with y and the consistent set is convex, so the mean is
+    consistent too; it is as scale-equivariant as its members, and its members can be fine-tuned
+    jointly, each then learning what the others miss.
+    """
+
+    def __init__(self, config: EnsembleConfig):
+        super().__init__()
+        if not config.members:
+            raise ValueError("an ensemble needs at least one member")
+        self.config = config
+        self.members = nn.ModuleList(Declipper(member) for member in config.members)
+
+    @classmethod
+    def of(cls, models: "list[Declipper]") -> "Ensemble":
+        """An ensemble holding (copies of) these trained models' weights."""
+        ensemble = cls(EnsembleConfig(tuple(model.config for model in models)))
+        for member, model in zip(ensemble.members, models):
+            member.load_state_dict(model.state_dict())
+        return ensemble
+
+    def forward(
+        self, y: torch.Tensor, mask: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor, scale: torch.Tensor,
+        project: bool = True,
+    ) -> torch.Tensor:
+        """As Declipper.forward; time must be a multiple of ``config.multiple``."""
+        total = self.members[0](y, mask, upper, lower, scale, project)
+        for member in self.members[1:]:
+            total = total + member(y, mask, upper, lower, scale, project)
+        return total / len(self.members)
+
+
+Restorer = Declipper | Ensemble  # what a checkpoint holds and the engine runs

@@ -30,10 +30,10 @@ from .api import restore
 from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from .audio import audio_files
 from .data import AUGMENT_RATES, AudioCorpus, ClippedCropSampler, CropSampler
-from .engine import EngineSettings, autocast, resolve_device
+from .engine import EngineSettings, resolve_device, use_bf16
 from .evaluation import clip_at_input_sdr, delta_sdr
 from .losses import AmplitudeGain, EquivarianceLoss, measurement_consistency, naive_consistency, negative_sdr
-from .network import DOMAINS, OUTPUTS, Declipper, UNetConfig
+from .network import DOMAINS, OUTPUTS, Declipper, Restorer, UNetConfig
 from .physics import Clipping, project_consistent, threshold_for_input_sdr
 
 MODES = ("supervised", "self-supervised")
@@ -142,14 +142,15 @@ class RealClipping:
 class Objective:
     """The training loss of a mode: -SDR against the clean signal, or L_MC + w * L_EI from y alone."""
 
-    def __init__(self, settings: TrainSettings):
+    def __init__(self, settings: TrainSettings, bf16: bool):
         self.settings = settings
+        self.bf16 = bf16
         self.equivariance = EquivarianceLoss(AmplitudeGain(*settings.gains), region=settings.ei_region)
 
     def __call__(self, model, teacher, y: torch.Tensor, physics: Clipping, clean: torch.Tensor | None,
                  device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
         supervised = self.settings.mode == "supervised"
-        with autocast(device, self.settings.precision):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
             # supervised: score what users get; self-supervised: the raw estimate, which the losses judge
             estimate = physics.restore(model, y, project=supervised)
             if supervised:
@@ -187,7 +188,7 @@ class Validator:
                     self.items.append((level, rate, clean, clipped, clip_levels))
         self.levels = tuple(levels)
 
-    def __call__(self, model: Declipper, device: str) -> dict[str, float]:
+    def __call__(self, model: Restorer, device: str) -> dict[str, float]:
         scores: dict[float, list[float]] = {level: [] for level in self.levels}
         model.eval()
         for level, rate, clean, clipped, clip_levels in self.items:
@@ -239,20 +240,20 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
         dist.barrier()
     log(f"corpus: {len(corpus.tracks)} track versions, {corpus.seconds / 3600:.2f} h")
     source = (SimulatedClipping if settings.simulate_clipping else RealClipping)(corpus, settings, settings.seed + 7919 * rank)
-    objective = Objective(settings)
 
-    if init is not None and not resume:
+    if resume:
+        model, _ = load_checkpoint(resume_path)  # whatever it holds: a U-Net or an ensemble
+    elif init is not None:
         model, _ = load_checkpoint(init)
     else:
         model = Declipper(settings.network())
     model.to(device).train()
+    objective = Objective(settings, bf16=use_bf16(model, device, settings.precision))
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.0)
     teacher = None
     step, wall, history, commands = 0, 0.0, [], []
     if resume:
-        state = read_checkpoint(resume_path)
-        model.load_state_dict(state["state_dict"])
-        training = state["training"]
+        training = read_checkpoint(resume_path)["training"]
         optimizer.load_state_dict(training["optimizer"])
         sources = json.loads(training["sources"])
         if len(sources) != world:

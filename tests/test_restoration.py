@@ -7,7 +7,7 @@ from declipper import ClippingLevels, EngineSettings, restore
 from declipper.checkpoint import load_checkpoint, save_checkpoint
 from declipper.engine import StreamingRestorer
 from declipper.evaluation import clip_at_input_sdr
-from declipper.network import Declipper, FoldedConv1d, RowConv1d, RowConvTranspose1d, UNetConfig
+from declipper.network import Declipper, Ensemble, FoldedConv1d, RowConv1d, RowConvTranspose1d, UNetConfig
 from tests.conftest import music
 
 RATE = 44100
@@ -103,17 +103,23 @@ def test_bad_input_is_refused(random_model):
         restore(np.zeros((2, 3, 4), np.float32), RATE, random_model)
 
 
+def assert_consistent_and_scale_equivariant(model, y, levels, out, gain, engine):
+    """Reliable samples kept bit for bit, clipping the output gives y back, a scaled input a scaled output."""
+    theta = levels.upper[0]
+    saturated = np.abs(y) >= theta
+    assert out.shape == y.shape and np.array_equal(out[~saturated], y[~saturated])
+    assert np.array_equal(np.clip(out, -theta, theta), y)
+    scaled = restore((gain * y).astype(np.float32), RATE, model,
+                     levels=ClippingLevels.uniform(2, gain * theta, -gain * theta), engine=engine)
+    np.testing.assert_allclose(scaled, gain * out, rtol=1e-4, atol=1e-6)
+
+
 def test_free_output_is_projected_and_scale_equivariant():
     free = Declipper(UNetConfig(widths=(8, 16, 32), kernel=5, stride=4, output="free")).eval()
     y, levels = clip_at_input_sdr(music(2, RATE, seed=13), 5.0)
     fp32 = EngineSettings(precision="fp32")
     out = restore(y, RATE, free, levels=levels, engine=fp32)
-    theta = levels.upper[0]
-    saturated = np.abs(y) >= theta
-    assert np.array_equal(out[~saturated], y[~saturated]) and np.array_equal(np.clip(out, -theta, theta), y)
-    scaled = restore((2.5 * y).astype(np.float32), RATE, free,
-                     levels=ClippingLevels.uniform(2, 2.5 * theta, -2.5 * theta), engine=fp32)
-    np.testing.assert_allclose(scaled, 2.5 * out, rtol=1e-4, atol=1e-6)
+    assert_consistent_and_scale_equivariant(free, y, levels, out, 2.5, fp32)
 
 
 def test_unknown_output_parameterisation_is_refused():
@@ -128,16 +134,31 @@ def test_spectral_network_is_consistent_scale_equivariant_and_round_trips(tmp_pa
     y, levels = clip_at_input_sdr(music(1, RATE, seed=21), 3.0)
     fp32 = EngineSettings(precision="fp32", window=4096)
     out = restore(y, RATE, model, levels=levels, engine=fp32)
-    theta = levels.upper[0]
-    saturated = np.abs(y) >= theta
-    assert out.shape == y.shape and np.array_equal(out[~saturated], y[~saturated])
-    assert np.array_equal(np.clip(out, -theta, theta), y) and np.abs(out[saturated]).min() >= theta
-    scaled = restore((0.5 * y).astype(np.float32), RATE, model,
-                     levels=ClippingLevels.uniform(2, 0.5 * theta, -0.5 * theta), engine=fp32)
-    np.testing.assert_allclose(scaled, 0.5 * out, rtol=1e-4, atol=1e-6)
+    assert_consistent_and_scale_equivariant(model, y, levels, out, 0.5, fp32)
+    assert np.abs(out[np.abs(y) >= levels.upper[0]]).min() >= levels.upper[0]
     save_checkpoint(tmp_path / "s.pt", model, {})
     loaded, _ = load_checkpoint(tmp_path / "s.pt")
     assert loaded.config == config
+    np.testing.assert_array_equal(restore(y, RATE, loaded, levels=levels, engine=fp32), out)
+
+
+def test_an_ensemble_restores_with_the_mean_of_its_members_and_round_trips(tmp_path, random_model):
+    """Waveform and spectral members together: still consistent and scale-equivariant, the mean of
+    what each restores alone, and the same after a checkpoint."""
+    torch.manual_seed(3)
+    spectral = Declipper(UNetConfig(widths=(4, 8, 16), kernel=3, stride=2, domain="stft", n_fft=256, hop=64)).eval()
+    ensemble = Ensemble.of([random_model, spectral]).eval()
+    assert ensemble.config.multiple == 64  # lcm of the members' 16 and 64
+    y, levels = clip_at_input_sdr(music(1, RATE, seed=22), 3.0)
+    fp32 = EngineSettings(precision="fp32", window=4096)
+    out = restore(y, RATE, ensemble, levels=levels, engine=fp32)
+    alone = [restore(y, RATE, member, levels=levels, engine=fp32) for member in (random_model, spectral)]
+    np.testing.assert_allclose(out, (alone[0] + alone[1]) / 2, rtol=1e-5, atol=1e-6)
+    assert np.abs(out - alone[0]).max() > 1e-3  # the spectral member does count
+    assert_consistent_and_scale_equivariant(ensemble, y, levels, out, 2.0, fp32)
+    save_checkpoint(tmp_path / "e.pt", ensemble, {})
+    loaded, metadata = load_checkpoint(tmp_path / "e.pt")
+    assert metadata["architecture"] == "ensemble" and loaded.config == ensemble.config
     np.testing.assert_array_equal(restore(y, RATE, loaded, levels=levels, engine=fp32), out)
 
 

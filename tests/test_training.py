@@ -8,7 +8,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from declipper.checkpoint import load_checkpoint, read_checkpoint
+from declipper.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from declipper.network import Declipper, Ensemble, UNetConfig
 from declipper.training import TrainSettings, train
 from tests.conftest import music
 
@@ -81,6 +82,28 @@ def test_resume_continues_exactly(tmp_path, corpus, mode):
         assert torch.equal(tensor, weights(tmp_path / "cut.pt")[name]), name
     commands = read_checkpoint(tmp_path / "cut.pt")["metadata"]["training"]["commands"]
     assert [c["from_step"] for c in commands] == [0, 4]
+
+
+def test_an_ensemble_fine_tunes_jointly_and_resumes(tmp_path, corpus, random_model_path):
+    """Both members of an ensemble learn, and an interrupted run picks the ensemble up again."""
+    spectral = Declipper(UNetConfig(widths=(4, 8), kernel=3, stride=2, domain="stft", n_fft=256, hop=64))
+    ensemble = Ensemble.of([load_checkpoint(random_model_path)[0], spectral])
+    save_checkpoint(tmp_path / "start.pt", ensemble, {})
+    settings = TrainSettings(steps=4, checkpoint_every=2, **{**TINY, "crop": 4096})
+
+    def interrupt(step, loss):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train([corpus], tmp_path / "e.pt", settings, tmp_path / "cache", init=tmp_path / "start.pt",
+              log=lambda m: None, on_step=interrupt)
+    train([corpus], tmp_path / "e.pt", settings, tmp_path / "cache", init=tmp_path / "start.pt", resume=True,
+          log=lambda m: None)
+    trained, metadata = load_checkpoint(tmp_path / "e.pt")
+    assert isinstance(trained, Ensemble) and metadata["training"]["steps"] == 4
+    for before, after in zip(ensemble.members, trained.members):
+        assert any(not torch.equal(a, b) for a, b in zip(before.state_dict().values(), after.state_dict().values()))
 
 
 def test_two_processes_train_data_parallel(tmp_path, corpus):
