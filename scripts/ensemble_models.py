@@ -17,7 +17,7 @@ from declipper.network import Ensemble
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("members", nargs="+", help="checkpoints, or names of shipped models (small, large)")
+    parser.add_argument("members", nargs="+", help="checkpoints of single networks, or the shipped name small")
     parser.add_argument("-o", "--out", type=Path, required=True)
     args = parser.parse_args()
     loaded = [load_checkpoint(resolve_model_path(name)) for name in args.members]
