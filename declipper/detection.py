@@ -10,8 +10,11 @@ The histograms are accumulated block by block, so a file of any length is scanne
 """
 from __future__ import annotations
 
+import functools
 import math
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -131,6 +134,11 @@ class _Tail:
         return min(_bin_value(median_bin + 1), self.peak)
 
 
+@functools.lru_cache(maxsize=1)
+def _channel_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max(1, min(os.cpu_count() or 1, 8)), thread_name_prefix="declipper-detect")
+
+
 class LevelEstimator:
     """Accumulates amplitude statistics of [frames, channels] blocks and estimates the levels."""
 
@@ -139,14 +147,25 @@ class LevelEstimator:
         self.tails = [(_Tail(), _Tail()) for _ in range(channels)]
 
     def update(self, block: np.ndarray) -> None:
-        for channel, (positive, negative) in enumerate(self.tails):
-            samples = np.ascontiguousarray(block[:, channel])  # a strided column is slow to difference
-            close = np.abs(np.diff(samples)) <= self.tolerance * np.maximum(abs(samples[1:]), abs(samples[:-1]))
-            flat = np.zeros(len(samples), bool)
-            flat[1:] |= close
-            flat[:-1] |= close
-            positive.add(samples, flat)
-            negative.add(-samples, flat)
+        if len(self.tails) > 1:  # numpy lets go of the GIL in the heavy steps: channels in parallel
+            list(_channel_pool().map(self._update_channel, [block] * len(self.tails), range(len(self.tails))))
+        else:
+            self._update_channel(block, 0)
+
+    def _update_channel(self, block: np.ndarray, channel: int) -> None:
+        positive, negative = self.tails[channel]
+        samples = np.ascontiguousarray(block[:, channel])  # a strided column is slow to difference
+        # a sample is flat when a neighbour lies within the tolerance (relative to the larger of the two)
+        reach = np.abs(samples)
+        reach = np.maximum(reach[1:], reach[:-1])
+        reach *= reach.dtype.type(self.tolerance)
+        step = np.diff(samples)
+        close = np.abs(step, out=step) <= reach
+        flat = np.zeros(len(samples), bool)
+        flat[1:] |= close
+        flat[:-1] |= close
+        positive.add(samples, flat)
+        negative.add(-samples, flat)
 
     def levels(self) -> ClippingLevels:
         upper, lower, upper_spread, lower_spread = [], [], [], []

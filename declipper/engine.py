@@ -2,7 +2,8 @@
 
 Like Demucs' ``apply``: the signal is cut into windows of ``window`` samples on a fixed grid with a
 hop of ``window * (1 - overlap)``, several windows go through the network per batch, and the outputs
-are blended with a triangular weight so no seam shows. Windows without a saturated sample skip the
+are blended with a triangular weight so no seam shows. On a CPU, batches run side by side on as many
+single-threaded workers as torch has threads. Windows without a saturated sample skip the
 network (their output would be the input). Every output block is projected onto the set of signals
 consistent with the input, so reliable samples are returned bit for bit.
 
@@ -13,8 +14,11 @@ from __future__ import annotations
 import os
 import warnings
 import weakref
+from collections import deque
+from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -88,11 +92,29 @@ def use_bf16(model: Restorer, device: torch.device, precision: str) -> bool:
 
 @dataclass
 class EngineSettings:
-    window: int = 32768
-    overlap: float = 0.25
-    batch: int = 8
+    window: int = 65536  # with 1/8 overlap: 8192 samples of crossfade, so seams stay 49 dB below the restoration
+    overlap: float = 0.125
+    batch: int = 4
     device: str = "auto"
     precision: str = "auto"
+    workers: int | None = None  # batches run at once; None: torch's thread count on a CPU, 1 on CUDA
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on one thread in this thread, for the duration."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+class Batch(NamedTuple):
+    windows: list[tuple[int, int]]  # (start, channel)
+    end: int  # where the signal ended when the batch was cut
+    output: Future  # the restored windows, [len(windows), window]
 
 
 class StreamingRestorer:
@@ -115,6 +137,12 @@ class StreamingRestorer:
         self.levels = levels.as_tensors(self.device)
         self.min_run = min_run
         self.margin = max(min_run, 1)
+        # Why several workers of one thread: the network's small convolutions scale poorly over
+        # threads; two single-threaded workers restored 17 % more per second than one worker on two
+        # threads on this project's 2-core CPU.
+        threads = torch.get_num_threads()
+        self.workers = max(1, settings.workers or (threads if self.device.type == "cpu" else 1))
+        self.worker_threads = max(1, threads // self.workers)
 
     def _mask(self, signal: torch.Tensor, start: int, stop: int, base: int) -> torch.Tensor:
         """Mask of absolute samples [start, stop), computed with run-length context around them."""
@@ -124,7 +152,23 @@ class StreamingRestorer:
         return mask[:, start - lo : stop - lo]
 
     def process(self, blocks: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        channels = self.levels["upper"].shape[0]
+        # the workers run the network while this thread reads, queues windows and writes
+        pool = ThreadPoolExecutor(self.workers, initializer=torch.set_num_threads, initargs=(self.worker_threads,),
+                                  thread_name_prefix="declipper-engine")
+        stream = self._stream(iter(blocks), pool, self.levels["upper"].shape[0])
+        try:
+            while True:
+                with one_thread():  # this thread's small tensor ops must not fight the workers for cores
+                    restored = next(stream, None)
+                if restored is None:
+                    return
+                yield restored
+        finally:
+            stream.close()
+            pool.shutdown(cancel_futures=True)
+
+    def _stream(self, blocks: Iterator[np.ndarray], pool: ThreadPoolExecutor,
+                channels: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         buffer = torch.zeros(channels, 0, device=self.device)
         total = torch.zeros_like(buffer)  # weighted sum of window outputs
         norm = torch.zeros_like(buffer)  # sum of weights
@@ -132,7 +176,7 @@ class StreamingRestorer:
         emitted = 0  # everything before this has been yielded
         next_window = 0  # absolute start of the next window to run
         pending: list[tuple[int, int]] = []  # (start, channel) of windows waiting for a batch
-        blocks = iter(blocks)
+        running: deque[Batch] = deque()  # batches handed to the workers, in order
         finished = False
         while not finished:
             block = next(blocks, None)
@@ -153,15 +197,20 @@ class StreamingRestorer:
                 for channel in torch.nonzero(window_mask.any(dim=1)).flatten().tolist():
                     pending.append((next_window, channel))
                 next_window += self.hop
-            # full batches only, until the end: a partial batch costs nearly as much as a full one
-            ready_windows = len(pending) if finished else len(pending) - len(pending) % self.settings.batch
+            self._collect(running, total, norm, base)  # what the workers restored since the last block
+            # a full batch for every worker, until the end: a partial batch costs nearly as much as a full one
+            round_size = self.settings.batch * self.workers
+            ready_windows = len(pending) if finished else len(pending) - len(pending) % round_size
             if ready_windows:
-                self._run(pending[:ready_windows], buffer, total, norm, base, end)
+                running.extend(self._submit(pending[:ready_windows], buffer, base, end, pool))
                 pending = pending[ready_windows:]
-            # samples before the first window not yet run will receive no more contributions
+            if finished:
+                self._collect(running, total, norm, base)
+            # samples before the first window not yet restored will receive no more contributions
             ready = end if finished else min(next_window, end)
-            if pending:
-                ready = min(ready, pending[0][0])
+            for waiting in (running[0].windows if running else [], pending):
+                if waiting:
+                    ready = min(ready, waiting[0][0])
             if ready > emitted:
                 y = buffer[:, emitted - base : ready - base]
                 mask = self._mask(buffer, emitted, ready, base)
@@ -175,26 +224,39 @@ class StreamingRestorer:
                 buffer, total, norm = buffer[:, keep - base :], total[:, keep - base :], norm[:, keep - base :]
                 base = keep
 
-    @torch.no_grad()
-    def _run(self, pending: list[tuple[int, int]], buffer: torch.Tensor, total: torch.Tensor,
-             norm: torch.Tensor, base: int, end: int) -> None:
-        for first in range(0, len(pending), self.settings.batch):
-            group = pending[first : first + self.settings.batch]
-            ys = torch.zeros(len(group), self.window, device=self.device)
-            masks = torch.zeros(len(group), self.window, dtype=torch.int8, device=self.device)
-            window_masks: dict[int, torch.Tensor] = {}  # channels of one window share its mask computation
-            for row, (start, channel) in enumerate(group):
-                stop = min(start + self.window, end)
-                if start not in window_masks:
-                    window_masks[start] = self._mask(buffer, start, stop, base)
-                ys[row, : stop - start] = buffer[channel, start - base : stop - base]
-                masks[row, : stop - start] = window_masks[start][channel]
-            index = torch.tensor([channel for _, channel in group], device=self.device)
-            upper, lower, scale = (self.levels[k][index] for k in ("upper", "lower", "scale"))
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                restored = self.model(ys, masks, upper, lower, scale).float()
-            for row, (start, channel) in enumerate(group):
-                stop = min(start + self.window, end)
+    def _submit(self, pending: list[tuple[int, int]], buffer: torch.Tensor, base: int, end: int,
+                pool: ThreadPoolExecutor) -> list[Batch]:
+        # equal groups of at most one batch, so that every worker has a share of a short signal
+        groups_needed = max(-(-len(pending) // self.settings.batch), min(self.workers, len(pending)))
+        size = -(-len(pending) // groups_needed)
+        return [Batch(group, end, pool.submit(self._restore_group, group, buffer, base, end))
+                for group in (pending[first : first + size] for first in range(0, len(pending), size))]
+
+    def _collect(self, running: deque[Batch], total: torch.Tensor, norm: torch.Tensor, base: int) -> None:
+        """Waits for the running batches and adds their weighted outputs in."""
+        while running:
+            batch = running.popleft()
+            restored = batch.output.result()
+            for row, (start, channel) in enumerate(batch.windows):
+                stop = min(start + self.window, batch.end)
                 span = slice(start - base, stop - base)
                 total[channel, span] += restored[row, : stop - start] * self.weight[: stop - start]
                 norm[channel, span] += self.weight[: stop - start]
+
+    def _restore_group(self, group: list[tuple[int, int]], buffer: torch.Tensor, base: int,
+                       end: int) -> torch.Tensor:
+        """The network's output for one batch of windows; runs on a worker, so it reads shared state only."""
+        ys = torch.zeros(len(group), self.window, device=self.device)
+        masks = torch.zeros(len(group), self.window, dtype=torch.int8, device=self.device)
+        window_masks: dict[int, torch.Tensor] = {}  # channels of one window share its mask computation
+        for row, (start, channel) in enumerate(group):
+            stop = min(start + self.window, end)
+            if start not in window_masks:
+                window_masks[start] = self._mask(buffer, start, stop, base)
+            ys[row, : stop - start] = buffer[channel, start - base : stop - base]
+            masks[row, : stop - start] = window_masks[start][channel]
+        index = torch.tensor([channel for _, channel in group], device=self.device)
+        upper, lower, scale = (self.levels[k][index] for k in ("upper", "lower", "scale"))
+        # grad mode and autocast are per thread: set them here, on the worker
+        with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            return self.model(ys, masks, upper, lower, scale).float()

@@ -7,7 +7,8 @@ from declipper import ClippingLevels, EngineSettings, restore
 from declipper.checkpoint import load_checkpoint, save_checkpoint
 from declipper.engine import StreamingRestorer
 from declipper.evaluation import clip_at_input_sdr
-from declipper.network import Declipper, Ensemble, FoldedConv1d, RowConv1d, RowConvTranspose1d, UNetConfig
+from declipper.network import (Declipper, Ensemble, FoldedConv1d, RowConv1d, RowConvTranspose1d, UNet, UNetConfig,
+                               UNet1d)
 from tests.conftest import music
 
 RATE = 44100
@@ -43,13 +44,13 @@ def test_scaling_the_input_scales_the_output(random_model, gain):
 
 
 def test_windowed_restoration_matches_one_pass_away_from_edges(random_model):
-    """Seams: restoring in 4096-sample windows agrees with one window over everything."""
+    """Seams: restoring in 8192-sample windows (the default overlap) agrees with one window over everything."""
     y, levels = clip_at_input_sdr(music(4, RATE, seed=13), 7.0)
     settings = dict(precision="fp32")
-    windowed = restore(y, RATE, random_model, levels=levels, engine=EngineSettings(window=4096, **settings))
-    whole = restore(y, RATE, random_model, levels=levels, engine=EngineSettings(window=len(y) + 64, **settings))
-    changed = np.abs(whole - y)[2048:-2048]
-    difference = np.abs(windowed - whole)[2048:-2048]
+    windowed = restore(y, RATE, random_model, levels=levels, engine=EngineSettings(window=8192, **settings))
+    whole = restore(y, RATE, random_model, levels=levels, engine=EngineSettings(window=2 * len(y), **settings))
+    changed = np.abs(whole - y)[4096:-4096]
+    difference = np.abs(windowed - whole)[4096:-4096]
     # the tolerance: 1 % of the restored excess, everywhere past the first and last half window
     assert difference.max() <= 0.01 * changed.max()
 
@@ -180,6 +181,31 @@ def test_time_layers_compute_what_conv1d_computes(stride):
     torch.testing.assert_close(row(x).squeeze(2), torch.nn.functional.conv1d(plain, row.weight, padding=2))
     up = RowConvTranspose1d(5, 7, stride, stride=stride, bias=False)
     torch.testing.assert_close(up(x).squeeze(2), torch.nn.functional.conv_transpose1d(plain, up.weight, stride=stride))
+
+
+@pytest.mark.parametrize("stride, kernel", [(2, 3), (2, 5), (4, 7), (4, 9)])
+def test_the_full_rate_level_on_folded_phases_computes_what_its_layers_compute(stride, kernel):
+    """The waveform U-Net runs its full-rate level on the signal folded into phases (faster on CPUs):
+    the output must be what the same layers give on the plain signal."""
+    torch.manual_seed(kernel)
+    net = UNet1d(UNetConfig(widths=(4, 8, 16), kernel=kernel, stride=stride))
+    x = torch.randn(3, 3, 5 * net.config.multiple)
+    with torch.no_grad():  # in inference on a CPU the ReLUs and sums run inside the convolutions
+        plain = UNet.forward(net, x.unsqueeze(2).contiguous(memory_format=torch.channels_last)).squeeze(2)
+        torch.testing.assert_close(net(x), plain, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(net(x.requires_grad_()).detach(), plain, rtol=1e-5, atol=1e-5)  # in training apart
+    with pytest.raises(ValueError, match="two widths"):
+        UNet1d(UNetConfig(widths=(8,)))
+
+
+def test_parallel_workers_restore_what_one_worker_restores(random_model):
+    """Batches run side by side on CPU workers; how they are shared out must not change the audio."""
+    y, levels = clip_at_input_sdr(music(3, RATE, seed=17), 5.0)
+    one = restore(y, RATE, random_model, levels=levels, engine=EngineSettings(window=4096, precision="fp32", workers=1))
+    for workers in (2, 3):
+        several = restore(y, RATE, random_model, levels=levels,
+                          engine=EngineSettings(window=4096, precision="fp32", workers=workers, batch=4))
+        np.testing.assert_allclose(several, one, rtol=1e-5, atol=1e-6)
 
 
 def test_bf16_that_disagrees_with_fp32_falls_back_to_fp32(random_model, monkeypatch):
