@@ -443,4 +443,16 @@ def evaluate(
 
 
 def main() -> None:
-    app()
+    """The console entry point. Every file is written and closed by the time the command returns, so
+    the process then leaves without Python's teardown of torch, which took 0.3-0.45 s here: a tenth
+    of restoring a 3-minute song."""
+    try:
+        app()
+        code = 0
+    except SystemExit as leaving:
+        code = leaving.code if isinstance(leaving.code, int) else (0 if leaving.code is None else 1)
+        if isinstance(leaving.code, str):
+            print(leaving.code, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -159,6 +159,15 @@ def test_errors_are_one_line(tmp_path, monkeypatch):
 def test_python_dash_m_entry_point(tmp_path):
     result = subprocess.run([sys.executable, "-m", "declipper", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "fix" in result.stdout and "scan" in result.stdout
+    # the entry point leaves without Python's teardown: output and exit status must survive that
+    source = tmp_path / "song.wav"
+    write_clipped(source, seconds=0.5, rate=16000)
+    result = subprocess.run([sys.executable, "-m", "declipper", "scan", str(source), "--json"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and json.loads(result.stdout)[0]["channels"] == 2
+    result = subprocess.run([sys.executable, "-m", "declipper", "fix", str(tmp_path / "missing.wav")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "missing.wav" in result.stderr
 
 
 def test_fix_with_the_aspade_baseline_needs_no_model(tmp_path, monkeypatch):
