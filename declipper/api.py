@@ -22,7 +22,7 @@ from .checkpoint import load_checkpoint, resolve_model_path
 from .detection import (DetectionSettings, LevelEstimator, MaskStatistics, estimate_levels, fixed_levels,
                         severity)
 from .engine import EngineSettings, StreamingRestorer
-from .network import Restorer
+from .network import Restorer, SignSymmetric
 from .physics import ClippingLevels, channel_mask
 
 MIN_RATE, MAX_RATE = 8000, 192000
@@ -30,10 +30,13 @@ METHODS = ("network", "aspade")
 ProgressCallback = Callable[[str, int, int], None]  # (stage, done, in all)
 
 
-def load_model(path: str | os.PathLike | None = None) -> Restorer:
+def load_model(path: str | os.PathLike | None = None, symmetric: bool = False) -> Restorer:
     """A checkpoint by path or shipped name ('small'); None loads the default model.
-    Its metadata is on ``model.metadata``."""
+    ``symmetric`` also restores the negated signal and averages (network.SignSymmetric): a little
+    better, twice the work. Its metadata is on ``model.metadata``."""
     model, metadata = load_checkpoint(resolve_model_path(path))
+    if symmetric:
+        model = SignSymmetric(model)
     model.metadata = metadata
     return model
 

@@ -394,4 +394,29 @@ class Ensemble(nn.Module):
         return total / len(self.members)
 
 
-Restorer = Declipper | Ensemble  # what a checkpoint holds and the engine runs
+class SignSymmetric(nn.Module):
+    """Restores y and -y in one batch and averages the first with the negated second, so that
+    restoring -y gives exactly minus the restoration of y.
+
+    Why: music is as likely upside down, but a ReLU network is not odd; the two views err a little
+    differently, and their mean gained 0.06-0.09 dB on held-out music with the large model, for twice
+    the work. Each view is consistent with y, and so is their mean (the set is convex); scale
+    equivariance is kept.
+    """
+
+    def __init__(self, model: "Declipper | Ensemble"):
+        super().__init__()
+        self.model = model
+        self.config = model.config
+
+    def forward(
+        self, y: torch.Tensor, mask: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor, scale: torch.Tensor,
+        project: bool = True,
+    ) -> torch.Tensor:
+        """As Declipper.forward; the negated signal clips at the negated, swapped levels."""
+        both = self.model(torch.cat([y, -y]), torch.cat([mask, -mask]), torch.cat([upper, -lower]),
+                          torch.cat([lower, -upper]), torch.cat([scale, scale]), project)
+        return (both[: len(y)] - both[len(y) :]) / 2
+
+
+Restorer = Declipper | Ensemble | SignSymmetric  # what a checkpoint holds (or wraps) and the engine runs

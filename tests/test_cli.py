@@ -50,6 +50,12 @@ def test_fix_writes_float_beside_the_input(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # a normal file, not a private temporary one
+    # --symmetric averages the restorations of the signal and of its negation: still consistent, not the same
+    result = run("fix", source, "--symmetric", "-o", tmp_path / "symmetric.wav")
+    assert result.exit_code == 0, result.output
+    symmetric, _ = sf.read(tmp_path / "symmetric.wav", dtype="float32", always_2d=True)
+    assert np.array_equal(symmetric[reliable], original[reliable]) and (np.abs(symmetric[~reliable]) >= 0.9999).all()
+    assert not np.array_equal(symmetric, restored)
 
 
 @pytest.mark.parametrize("suffix, subtype", [(".flac", "PCM_16"), (".wav", "PCM_24")])

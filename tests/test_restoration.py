@@ -7,8 +7,8 @@ from declipper import ClippingLevels, EngineSettings, restore
 from declipper.checkpoint import load_checkpoint, save_checkpoint
 from declipper.engine import StreamingRestorer
 from declipper.evaluation import clip_at_input_sdr
-from declipper.network import (Declipper, Ensemble, FoldedConv1d, RowConv1d, RowConvTranspose1d, UNet, UNetConfig,
-                               UNet1d)
+from declipper.network import (Declipper, Ensemble, FoldedConv1d, RowConv1d, RowConvTranspose1d, SignSymmetric, UNet,
+                               UNet1d, UNetConfig)
 from tests.conftest import music
 
 RATE = 44100
@@ -206,6 +206,24 @@ def test_parallel_workers_restore_what_one_worker_restores(random_model):
         several = restore(y, RATE, random_model, levels=levels,
                           engine=EngineSettings(window=4096, precision="fp32", workers=workers, batch=4))
         np.testing.assert_allclose(several, one, rtol=1e-5, atol=1e-6)
+
+
+def test_the_sign_symmetric_restorer_is_odd_consistent_and_the_mean_of_both_views(random_model):
+    y, levels = clip_at_input_sdr(music(2, RATE, seed=18), 5.0)
+    fp32 = EngineSettings(precision="fp32")
+    symmetric = SignSymmetric(random_model)
+    out = restore(y, RATE, symmetric, levels=levels, engine=fp32)
+    negated = ClippingLevels(tuple(-v for v in levels.lower), tuple(-v for v in levels.upper),
+                             levels.lower_spread, levels.upper_spread)
+    direct = restore(y, RATE, random_model, levels=levels, engine=fp32)
+    flipped = restore(-y, RATE, random_model, levels=negated, engine=fp32)
+    np.testing.assert_allclose(out, (direct - flipped) / 2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(restore(-y, RATE, symmetric, levels=negated, engine=fp32), -out, rtol=1e-5, atol=1e-6)
+    reliable = np.abs(y) < levels.upper[0] * (1 - 1e-4)
+    assert np.array_equal(out[reliable], y[reliable])
+    assert (np.abs(out[~reliable]) >= levels.upper[0] * (1 - 1e-4)).all()
+    np.testing.assert_allclose(restore(3 * y, RATE, symmetric, engine=fp32), 3 * restore(y, RATE, symmetric, engine=fp32),
+                               rtol=1e-4, atol=1e-5)
 
 
 def test_bf16_that_disagrees_with_fp32_falls_back_to_fp32(random_model, monkeypatch):
