@@ -162,6 +162,24 @@ def polyphase_conv(x: torch.Tensor, weight: torch.Tensor, padding: int, fold: in
 _FUSED_CONV = getattr(torch.ops.mkldnn, "_convolution_pointwise", None) if torch.backends.mkldnn.is_available() else None
 
 
+@functools.lru_cache(maxsize=None)
+def _fused_conv_works(dtype: torch.dtype) -> bool:
+    """Whether oneDNN's fused convolution runs here and agrees with the plain one (it is an internal
+    operator: a CPU or build without it must fall back, not fail)."""
+    if _FUSED_CONV is None:
+        return False
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 8, 1, 64, generator=generator).to(dtype).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(8, 8, 1, 3, generator=generator).to(dtype).contiguous(memory_format=torch.channels_last)
+    try:
+        with torch.no_grad():
+            fused = _FUSED_CONV.binary(x, x, weight, None, [0, 1], [1, 1], [1, 1], 1, "add", None, "relu", [], "")
+    except RuntimeError:
+        return False
+    plain = (nn.functional.conv2d(x.float(), weight.float(), None, 1, (0, 1)) + x.float()).relu()
+    return bool((fused.float() - plain).norm() <= 0.02 * plain.norm())
+
+
 def conv_relu(x: torch.Tensor, weight: torch.Tensor, padding: int, relu: bool = True,
               residual: torch.Tensor | None = None) -> torch.Tensor:
     """relu(conv2d(x, weight) [+ residual]) along the last axis, stride 1, no bias.
@@ -169,16 +187,16 @@ def conv_relu(x: torch.Tensor, weight: torch.Tensor, padding: int, relu: bool = 
     Why: on this project's CPUs a separate ReLU or sum over a full-rate activation cost as much as
     the convolution; in inference on a CPU, oneDNN applies them inside the convolution instead.
     """
-    if _FUSED_CONV is None or x.device.type != "cpu" or (torch.is_grad_enabled() and
-                                                        (x.requires_grad or weight.requires_grad)):
+    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+    if (x.device.type != "cpu" or (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
+            or not _fused_conv_works(dtype)):
         out = nn.functional.conv2d(x, weight, None, 1, (0, padding))
         if residual is not None:
             out += residual
         return out.relu_() if relu else out
-    if torch.is_autocast_enabled("cpu"):  # the fused operator is not on autocast's list: cast as it would
-        dtype = torch.get_autocast_dtype("cpu")
-        x, weight = x.to(dtype), weight.to(dtype)
-        residual = residual.to(dtype) if residual is not None else None
+    # the fused operator is not on autocast's list: cast as autocast would
+    x, weight = x.to(dtype), weight.to(dtype)
+    residual = residual.to(dtype) if residual is not None else None
     weight = weight.contiguous(memory_format=torch.channels_last)
     arguments = (weight, None, [0, padding], [1, 1], [1, 1], 1)
     if residual is None:

@@ -198,6 +198,24 @@ def test_the_full_rate_level_on_folded_phases_computes_what_its_layers_compute(s
         UNet1d(UNetConfig(widths=(8,)))
 
 
+def test_without_the_fused_operator_the_network_falls_back_to_plain_convolutions(monkeypatch):
+    """oneDNN's fused convolution is an internal operator: where it is missing, nothing may change."""
+    import declipper.network as network
+
+    torch.manual_seed(1)
+    net = UNet1d(UNetConfig(widths=(4, 8, 16), kernel=5, stride=4))
+    x = torch.randn(2, 3, 4 * net.config.multiple)
+    with torch.no_grad():
+        fused = net(x)
+        monkeypatch.setattr(network, "_FUSED_CONV", None)
+        network._fused_conv_works.cache_clear()
+        try:
+            assert not network._fused_conv_works(torch.float32)
+            torch.testing.assert_close(net(x), fused, rtol=1e-5, atol=1e-5)
+        finally:
+            network._fused_conv_works.cache_clear()
+
+
 def test_parallel_workers_restore_what_one_worker_restores(random_model):
     """Batches run side by side on CPU workers; how they are shared out must not change the audio."""
     y, levels = clip_at_input_sdr(music(3, RATE, seed=17), 5.0)
