@@ -84,6 +84,9 @@ def train(
                                "U-Net on short-time spectra)."),
     n_fft: int = typer.Option(UNetConfig().n_fft, help="STFT size, for --domain stft."),
     hop: int = typer.Option(UNetConfig().hop, help="STFT hop, for --domain stft."),
+    scales: str = typer.Option(",".join(map(str, UNetConfig().scales)),
+                               help="For --domain stft: multiples of --n-fft and --hop that the same weights "
+                                    "also run at, their estimates averaged (1,2: frames of N and 2N)."),
     minutes: Optional[float] = typer.Option(None, help="Stop after this much training time; the learning-rate "
                                             "schedule then runs over the time, not the steps."),
     output: str = typer.Option("consistent", help="For --init none: consistent (the network predicts only the "
@@ -124,7 +127,8 @@ def train(
         input_sdr=(low, high), consistency=consistency, ei_weight=ei_weight, gains=(gain_low, gain_high),
         ei_region=ei_region, teacher_decay=teacher_decay, seed=seed, checkpoint_every=checkpoint_every,
         device=device, precision=precision, widths=tuple(int(w) for w in number_list(widths, "--widths")),
-        kernel=kernel, stride=stride, output=output, domain=domain, n_fft=n_fft, hop=hop, minutes=minutes)
+        kernel=kernel, stride=stride, output=output, domain=domain, n_fft=n_fft, hop=hop,
+        scales=tuple(int(s) for s in number_list(scales, "--scales")), minutes=minutes)
     start = None if init == "none" else default_model_path() if init == "shipped" else Path(init)
     command = "declipper " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),

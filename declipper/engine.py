@@ -64,7 +64,8 @@ def bf16_agrees(model: Restorer, device: torch.device, tolerance: float = 0.05) 
     """
     if model not in _BF16_VERDICTS:
         generator = torch.Generator().manual_seed(0)
-        length = model.config.multiple * max(1, -(-8192 // model.config.multiple))
+        multiple = model.config.multiple
+        length = multiple * -(-max(8192, model.config.shortest) // multiple)
         time = torch.arange(length) / 44100
         clean = sum(torch.sin(2 * torch.pi * f * time + phase) / k for k, (f, phase) in
                     enumerate(zip((110.0, 277.0, 440.0, 1250.0), torch.rand(4, generator=generator) * 6), 1))
@@ -129,7 +130,7 @@ class StreamingRestorer:
         self.model = model.to(self.device).eval()
         self.bf16 = use_bf16(self.model, self.device, settings.precision)
         multiple = model.config.multiple
-        self.window = max(multiple, -(-settings.window // multiple) * multiple)
+        self.window = multiple * -(-max(settings.window, model.config.shortest) // multiple)
         self.hop = max(1, int(round(self.window * (1 - settings.overlap))))
         half = self.window // 2
         ramp = torch.cat([torch.arange(1, half + 1), torch.arange(self.window - half, 0, -1)]).float()

@@ -48,13 +48,22 @@ class UNetConfig:
     domain: str = "time"  # or "stft"
     n_fft: int = 1024  # stft only
     hop: int = 256  # stft only
+    scales: tuple[int, ...] = (1,)  # stft only: run on spectra of n_fft * s, hop * s for each s; average
 
     @property
     def multiple(self) -> int:
         """Window lengths must be a multiple of this to pass through every down-sampling."""
         if self.domain == "stft":
-            return self.hop
+            return math.lcm(*(self.hop * scale for scale in self.scales))
         return self.stride ** (len(self.widths) - 1)
+
+    @property
+    def shortest(self) -> int:
+        """The shortest input the network restores reliably: the spectral U-Net's deepest level must
+        keep at least two frames (with one, oneDNN's bf16 kernels on an AMX CPU returned garbage)."""
+        if self.domain == "stft":
+            return self.hop * max(self.scales) * self.stride ** (len(self.widths) - 1)
+        return self.multiple
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -63,7 +72,8 @@ class UNetConfig:
     def from_json(cls, data: dict) -> "UNetConfig":
         return cls(widths=tuple(data["widths"]), kernel=int(data["kernel"]), stride=int(data["stride"]),
                    output=data.get("output", "consistent"), domain=data.get("domain", "time"),
-                   n_fft=int(data.get("n_fft", 1024)), hop=int(data.get("hop", 256)))
+                   n_fft=int(data.get("n_fft", 1024)), hop=int(data.get("hop", 256)),
+                   scales=tuple(int(s) for s in data.get("scales", (1,))))
 
 
 class RowConv1d(nn.Conv1d):
@@ -307,18 +317,22 @@ class SpectralUNet(UNet):
     complex output goes back to a waveform through the inverse STFT.
 
     The Nyquist bin is dropped (and given back as zero) and the frames padded, so both axes pass
-    through every down-sampling.
+    through every down-sampling. ``scale`` runs the same weights on frames ``scale`` times longer
+    (see UNetConfig.scales): the layers are convolutions, blind to how many bins and frames there are.
     """
 
     def __init__(self, config: UNetConfig):
         super().__init__(config, inputs=6, outputs=2, axes=2)
-        self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
+        if not config.scales or min(config.scales) < 1:
+            raise ValueError("STFT scales must be positive integers")
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, scale: int = 1) -> torch.Tensor:
         batch, channels, length = features.shape
         config = self.config
-        spectra = torch.stft(features.float().reshape(batch * channels, length), config.n_fft, config.hop,
-                             window=self.window, return_complex=True)[:, :-1]  # Nyquist dropped
+        n_fft, hop = config.n_fft * scale, config.hop * scale
+        window = torch.hann_window(n_fft, device=features.device)
+        spectra = torch.stft(features.float().reshape(batch * channels, length), n_fft, hop,
+                             window=window, return_complex=True)[:, :-1]  # Nyquist dropped
         bins, frames = spectra.shape[-2:]
         factor = config.stride ** (len(config.widths) - 1)
         x = torch.view_as_real(spectra).reshape(batch, channels, bins, frames, 2)
@@ -326,7 +340,7 @@ class SpectralUNet(UNet):
         x = nn.functional.pad(x, (0, -(-frames // factor) * factor - frames))
         x = super().forward(x.contiguous(memory_format=torch.channels_last))[..., :frames].float()
         spectrum = nn.functional.pad(torch.complex(x[:, 0], x[:, 1]), (0, 0, 0, 1))  # Nyquist back, as zero
-        waveform = torch.istft(spectrum, config.n_fft, config.hop, window=self.window, length=length)
+        waveform = torch.istft(spectrum, n_fft, hop, window=window, length=length)
         return waveform.unsqueeze(1)
 
 
@@ -352,12 +366,15 @@ class Declipper(nn.Module):
         high, low = (mask > 0), (mask < 0)
         # stacked last, so the waveform U-Net's channels-last layout needs no copy
         features = torch.stack([y / scale, high.to(y.dtype), low.to(y.dtype)], dim=-1).transpose(1, 2)
-        output = self.net(features).squeeze(1).to(y.dtype) * scale
+        outputs = ([self.net(features, stft_scale) for stft_scale in self.config.scales]
+                   if self.config.domain == "stft" else [self.net(features)])
+        outputs = [output.squeeze(1).to(y.dtype) * scale for output in outputs]
         if self.config.output == "free":
-            estimate = y + output
+            estimate = y + sum(outputs) / len(outputs)
             return project_consistent(estimate, y, mask, upper, lower) if project else estimate
-        # at or beyond the level on saturated samples, y elsewhere: consistent as it stands
-        excess = output.abs()
+        # at or beyond the level on saturated samples, y elsewhere: consistent as it stands; several
+        # STFT scales average their excesses, as an ensemble averages its members' estimates
+        excess = sum(output.abs() for output in outputs) / len(outputs)
         return torch.where(high, torch.maximum(y, upper) + excess, torch.where(low, torch.minimum(y, lower) - excess, y))
 
 
@@ -368,6 +385,10 @@ class EnsembleConfig:
     @property
     def multiple(self) -> int:
         return math.lcm(*(member.multiple for member in self.members))
+
+    @property
+    def shortest(self) -> int:
+        return max(member.shortest for member in self.members)
 
     def to_json(self) -> dict:
         return {"members": [member.to_json() for member in self.members]}

@@ -66,11 +66,12 @@ class TrainSettings:
     domain: str = UNetConfig().domain
     n_fft: int = UNetConfig().n_fft
     hop: int = UNetConfig().hop
+    scales: tuple[int, ...] = UNetConfig().scales
     minutes: float | None = None  # a wall-clock budget: the schedule then runs over time, not steps
 
     def network(self) -> UNetConfig:
         return UNetConfig(widths=tuple(self.widths), kernel=self.kernel, stride=self.stride, output=self.output,
-                          domain=self.domain, n_fft=self.n_fft, hop=self.hop)
+                          domain=self.domain, n_fft=self.n_fft, hop=self.hop, scales=tuple(self.scales))
 
     def check(self) -> None:
         if self.mode not in MODES:
@@ -231,6 +232,16 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
     if rank != 0:
         log, on_step = (lambda message: None), None
     torch.manual_seed(settings.seed + rank)
+    if resume:
+        model, _ = load_checkpoint(resume_path)  # whatever it holds: a U-Net or an ensemble
+    elif init is not None:
+        model, _ = load_checkpoint(init)
+    else:
+        model = Declipper(settings.network())
+    shortest = model.config.multiple * -(-model.config.shortest // model.config.multiple)
+    if settings.crop % model.config.multiple or settings.crop < shortest:
+        raise ValueError(f"--crop must be a multiple of {model.config.multiple} and at least {shortest} "
+                         f"samples for this network")
     # resampling would smooth the plateaus of real clipping away: only clean audio is rate-augmented
     rates = AUGMENT_RATES if settings.simulate_clipping else ()
     if rank != 0:
@@ -241,12 +252,6 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
     log(f"corpus: {len(corpus.tracks)} track versions, {corpus.seconds / 3600:.2f} h")
     source = (SimulatedClipping if settings.simulate_clipping else RealClipping)(corpus, settings, settings.seed + 7919 * rank)
 
-    if resume:
-        model, _ = load_checkpoint(resume_path)  # whatever it holds: a U-Net or an ensemble
-    elif init is not None:
-        model, _ = load_checkpoint(init)
-    else:
-        model = Declipper(settings.network())
     model.to(device).train()
     objective = Objective(settings, bf16=use_bf16(model, device, settings.precision))
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.0)

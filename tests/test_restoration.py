@@ -143,6 +143,38 @@ def test_spectral_network_is_consistent_scale_equivariant_and_round_trips(tmp_pa
     np.testing.assert_array_equal(restore(y, RATE, loaded, levels=levels, engine=fp32), out)
 
 
+def test_spectral_scales_average_one_network_run_on_longer_frames(tmp_path):
+    """STFT scales 1 and 2 restore with the mean of the same weights on n_fft and on 2 n_fft frames,
+    keep consistency and scale equivariance, and survive a checkpoint."""
+    torch.manual_seed(4)
+    config = UNetConfig(widths=(4, 8, 16), kernel=3, stride=2, domain="stft", n_fft=256, hop=64, scales=(1, 2))
+    model = Declipper(config).eval()
+    assert config.multiple == 128 and config.shortest == 128 * 4  # two frames at the deepest level
+    y, levels = clip_at_input_sdr(music(1, RATE, seed=23), 3.0)
+    fp32 = EngineSettings(precision="fp32", window=4096)
+    out = restore(y, RATE, model, levels=levels, engine=fp32)
+    alone = []
+    for n_fft, hop in ((256, 64), (512, 128)):
+        single = Declipper(UNetConfig(widths=(4, 8, 16), kernel=3, stride=2, domain="stft", n_fft=n_fft, hop=hop))
+        single.load_state_dict(model.state_dict())
+        alone.append(restore(y, RATE, single.eval(), levels=levels, engine=fp32))
+    np.testing.assert_allclose(out, (alone[0] + alone[1]) / 2, rtol=1e-5, atol=1e-6)
+    assert np.abs(alone[0] - alone[1]).max() > 1e-3  # the two frame lengths do see different things
+    assert_consistent_and_scale_equivariant(model, y, levels, out, 0.5, fp32)
+    save_checkpoint(tmp_path / "s.pt", model, {})
+    loaded, _ = load_checkpoint(tmp_path / "s.pt")
+    assert loaded.config == config
+    np.testing.assert_array_equal(restore(y, RATE, loaded, levels=levels, engine=fp32), out)
+
+
+def test_windows_are_never_shorter_than_the_network_needs():
+    """A spectral U-Net whose deepest level would see one frame gets longer windows from the engine."""
+    model = Declipper(UNetConfig(widths=(4, 8, 16), kernel=3, stride=2, domain="stft", n_fft=256, hop=64,
+                                 scales=(1, 2))).eval()
+    engine = StreamingRestorer(model, ClippingLevels.uniform(1, 0.5, -0.5), EngineSettings(window=256))
+    assert engine.window == 512
+
+
 def test_an_ensemble_restores_with_the_mean_of_its_members_and_round_trips(tmp_path, random_model):
     """Waveform and spectral members together: still consistent and scale-equivariant, the mean of
     what each restores alone, and the same after a checkpoint."""

@@ -66,6 +66,15 @@ def test_clean_audio_is_refused_for_real_clipping(tmp_path, corpus):
         train([corpus], tmp_path / "m.pt", settings, tmp_path / "cache", log=lambda m: None)
 
 
+def test_crops_too_short_for_the_network_are_refused(tmp_path, corpus):
+    spectral = Declipper(UNetConfig(widths=(4, 8, 16, 32), kernel=3, stride=2, domain="stft", n_fft=1024, hop=256,
+                                    scales=(1, 2)))
+    save_checkpoint(tmp_path / "s.pt", spectral, {})
+    settings = TrainSettings(steps=2, **TINY)  # 2048-sample crops; the network needs 2 * 256 * 2 ** 3
+    with pytest.raises(ValueError, match="--crop must be a multiple of 512 and at least 4096"):
+        train([corpus], tmp_path / "m.pt", settings, tmp_path / "cache", init=tmp_path / "s.pt", log=lambda m: None)
+
+
 @pytest.mark.parametrize("mode", ["supervised", "self-supervised"])
 def test_resume_continues_exactly(tmp_path, corpus, mode):
     settings = TrainSettings(mode=mode, steps=8, checkpoint_every=4, teacher_decay=0.9, **TINY)
