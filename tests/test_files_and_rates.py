@@ -52,7 +52,7 @@ def test_checkpoint_round_trip_keeps_weights_and_metadata(tmp_path):
     save_checkpoint(path, model, {"training": {"command": "declipper train x --out m.pt"}, "sample_rates": [44100]})
     loaded, metadata = load_checkpoint(path)
     assert metadata["config"] == {"widths": [8, 16], "kernel": 3, "stride": 2, "output": "free", "domain": "time",
-                                  "n_fft": 1024, "hop": 256}
+                                  "n_fft": 1024, "hop": 256, "scales": [1]}
     assert loaded.config == model.config
     assert metadata["training"]["command"].startswith("declipper train")
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
