@@ -32,7 +32,7 @@ def main() -> None:
     else:
         result = Declipper(rescale(model.config))
     if result.config == model.config:
-        raise SystemExit(f"{args.model} has no spectral network to rescale")
+        raise SystemExit(f"{args.model} has no spectral network, or it runs at these scales already")
     result.load_state_dict(model.state_dict())
     for key in ("format", "architecture", "config"):
         metadata.pop(key, None)
