@@ -23,7 +23,7 @@ from typing import Iterable, Iterator, NamedTuple
 import numpy as np
 import torch
 
-from .network import Restorer
+from .network import Restorer, valid_length
 from .physics import ClippingLevels, channel_mask, project_consistent
 
 
@@ -64,8 +64,7 @@ def bf16_agrees(model: Restorer, device: torch.device, tolerance: float = 0.05) 
     """
     if model not in _BF16_VERDICTS:
         generator = torch.Generator().manual_seed(0)
-        multiple = model.config.multiple
-        length = multiple * -(-max(8192, model.config.shortest) // multiple)
+        length = valid_length(model.config, 8192)
         time = torch.arange(length) / 44100
         clean = sum(torch.sin(2 * torch.pi * f * time + phase) / k for k, (f, phase) in
                     enumerate(zip((110.0, 277.0, 440.0, 1250.0), torch.rand(4, generator=generator) * 6), 1))
@@ -129,8 +128,7 @@ class StreamingRestorer:
         self.device = resolve_device(settings.device)
         self.model = model.to(self.device).eval()
         self.bf16 = use_bf16(self.model, self.device, settings.precision)
-        multiple = model.config.multiple
-        self.window = multiple * -(-max(settings.window, model.config.shortest) // multiple)
+        self.window = valid_length(model.config, settings.window)
         self.hop = max(1, int(round(self.window * (1 - settings.overlap))))
         half = self.window // 2
         ramp = torch.cat([torch.arange(1, half + 1), torch.arange(self.window - half, 0, -1)]).float()

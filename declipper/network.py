@@ -398,6 +398,13 @@ class EnsembleConfig:
         return cls(tuple(UNetConfig.from_json(member) for member in data["members"]))
 
 
+def valid_length(config: UNetConfig | EnsembleConfig, length: int) -> int:
+    """The shortest length at least ``length`` that the network takes: a multiple of
+    ``config.multiple``, and no shorter than ``config.shortest``."""
+    multiple = config.multiple
+    return multiple * -(-max(length, config.shortest) // multiple)
+
+
 class Ensemble(nn.Module):
     """The mean of several restorers' estimates.
 

@@ -33,7 +33,7 @@ from .data import AUGMENT_RATES, AudioCorpus, ClippedCropSampler, CropSampler
 from .engine import EngineSettings, resolve_device, use_bf16
 from .evaluation import clip_at_input_sdr, delta_sdr
 from .losses import AmplitudeGain, EquivarianceLoss, measurement_consistency, naive_consistency, negative_sdr
-from .network import DOMAINS, OUTPUTS, Declipper, Restorer, UNetConfig
+from .network import DOMAINS, OUTPUTS, Declipper, Restorer, UNetConfig, valid_length
 from .physics import Clipping, project_consistent, threshold_for_input_sdr
 
 MODES = ("supervised", "self-supervised")
@@ -238,10 +238,9 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
         model, _ = load_checkpoint(init)
     else:
         model = Declipper(settings.network())
-    shortest = model.config.multiple * -(-model.config.shortest // model.config.multiple)
-    if settings.crop % model.config.multiple or settings.crop < shortest:
-        raise ValueError(f"--crop must be a multiple of {model.config.multiple} and at least {shortest} "
-                         f"samples for this network")
+    if valid_length(model.config, settings.crop) != settings.crop:
+        raise ValueError(f"--crop must be a multiple of {model.config.multiple} and at least "
+                         f"{valid_length(model.config, 1)} samples for this network")
     # resampling would smooth the plateaus of real clipping away: only clean audio is rate-augmented
     rates = AUGMENT_RATES if settings.simulate_clipping else ()
     if rank != 0:
