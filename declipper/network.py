@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
@@ -381,6 +381,18 @@ class Declipper(nn.Module):
 @dataclass(frozen=True)
 class EnsembleConfig:
     members: tuple[UNetConfig, ...]
+    # each member's share of the estimate, summing to 1; None: all alike. Why: a spectral network
+    # untied into one copy per frame length must keep the share its scales had together
+    weights: tuple[float, ...] | None = None
+
+    def __post_init__(self):
+        if self.weights is not None and (len(self.weights) != len(self.members) or min(self.weights) < 0
+                                         or abs(sum(self.weights) - 1) > 1e-6):
+            raise ValueError("ensemble weights must be one non-negative share per member, summing to 1")
+
+    @property
+    def shares(self) -> tuple[float, ...]:
+        return self.weights if self.weights is not None else (1 / len(self.members),) * len(self.members)
 
     @property
     def multiple(self) -> int:
@@ -391,11 +403,16 @@ class EnsembleConfig:
         return max(member.shortest for member in self.members)
 
     def to_json(self) -> dict:
-        return {"members": [member.to_json() for member in self.members]}
+        data: dict = {"members": [member.to_json() for member in self.members]}
+        if self.weights is not None:
+            data["weights"] = list(self.weights)
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> "EnsembleConfig":
-        return cls(tuple(UNetConfig.from_json(member) for member in data["members"]))
+        weights = data.get("weights")
+        return cls(tuple(UNetConfig.from_json(member) for member in data["members"]),
+                   tuple(float(w) for w in weights) if weights is not None else None)
 
 
 def valid_length(config: UNetConfig | EnsembleConfig, length: int) -> int:
@@ -406,7 +423,7 @@ def valid_length(config: UNetConfig | EnsembleConfig, length: int) -> int:
 
 
 class Ensemble(nn.Module):
-    """The mean of several restorers' estimates.
+    """The mean of several restorers' estimates (weighted by ``config.weights`` where given).
 
     Why: a U-Net on the waveform and one on spectra err differently, and their mean restores better
     than either. Each estimate is consistent with y and the consistent set is convex, so the mean is
@@ -434,11 +451,31 @@ class Ensemble(nn.Module):
         project: bool = True,
     ) -> torch.Tensor:
         """As Declipper.forward; time must be a multiple of ``config.multiple``."""
-        total = self.members[0](y, mask, upper, lower, scale, project)
-        for member in self.members[1:]:
-            total = total + member(y, mask, upper, lower, scale, project)
-        return total / len(self.members)
+        shares = self.config.shares
+        total = shares[0] * self.members[0](y, mask, upper, lower, scale, project)
+        for share, member in zip(shares[1:], self.members[1:]):
+            total = total + share * member(y, mask, upper, lower, scale, project)
+        return total
 
+
+def untie_scales(model: "Declipper | Ensemble") -> "Ensemble | None":
+    """An ensemble restoring exactly as ``model``, with a spectral member per STFT scale, each holding
+    a copy of the shared weights and its share of the old member's weight; None if no member runs at
+    several scales. Why: fine-tuned, each copy can specialise in its frame length, for more
+    parameters at the same work per sample."""
+    members = list(model.members) if isinstance(model, Ensemble) else [model]
+    shares = model.config.shares if isinstance(model, Ensemble) else (1.0,)
+    parts = []  # (config, share, weights) of each new member
+    for member, share in zip(members, shares):
+        scales = member.config.scales if member.config.domain == "stft" else (1,)
+        configs = [replace(member.config, scales=(s,)) for s in scales] if len(scales) > 1 else [member.config]
+        parts += [(config, share / len(configs), member.state_dict()) for config in configs]
+    if len(parts) == len(members):
+        return None
+    result = Ensemble(EnsembleConfig(tuple(config for config, _, _ in parts), tuple(share for _, share, _ in parts)))
+    for target, (_, _, weights) in zip(result.members, parts):
+        target.load_state_dict(weights)
+    return result
 
 class SignSymmetric(nn.Module):
     """Restores y and -y in one batch and averages the first with the negated second, so that

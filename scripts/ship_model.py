@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("dest", type=Path)
     parser.add_argument("--stages", type=Path, required=True)
     parser.add_argument("--scores", action="append", default=[], help="NAME=EVAL.json")
+    parser.add_argument("--half", action="store_true", help="store the weights as float16 (half the file)")
     args = parser.parse_args()
     model, metadata = load_checkpoint(args.src)
     metadata.pop("format", None), metadata.pop("architecture", None), metadata.pop("config", None)
@@ -41,7 +42,9 @@ def main() -> None:
     for item in args.scores:
         name, _, path = item.partition("=")
         metadata["evaluation"][name] = summary(json.loads(Path(path).read_text()))
-    save_checkpoint(args.dest, model, metadata)
+    if args.half:
+        metadata["stored_as"] = "float16 weights, loaded as float32"
+    save_checkpoint(args.dest, model, metadata, half=args.half)
     print(json.dumps(metadata["evaluation"], indent=1))
 
 

@@ -59,6 +59,17 @@ def test_checkpoint_round_trip_keeps_weights_and_metadata(tmp_path):
         assert torch.equal(a, b)
 
 
+def test_a_half_precision_checkpoint_is_half_the_size_and_loads_as_float32(tmp_path, random_model):
+    """Shipped files store float16 weights; they load back as float32 and restore as before."""
+    save_checkpoint(tmp_path / "full.pt", random_model, {})
+    save_checkpoint(tmp_path / "half.pt", random_model, {}, half=True)
+    assert (tmp_path / "half.pt").stat().st_size < 0.6 * (tmp_path / "full.pt").stat().st_size
+    loaded, _ = load_checkpoint(tmp_path / "half.pt")
+    for a, b in zip(random_model.state_dict().values(), loaded.state_dict().values()):
+        assert b.dtype == torch.float32
+        torch.testing.assert_close(b, a, rtol=1e-3, atol=1e-4)
+
+
 def test_checkpoints_that_would_run_code_are_refused(tmp_path):
     class Payload:
         def __reduce__(self):

@@ -7,8 +7,8 @@ from declipper import ClippingLevels, EngineSettings, restore
 from declipper.checkpoint import load_checkpoint, save_checkpoint
 from declipper.engine import StreamingRestorer
 from declipper.evaluation import clip_at_input_sdr
-from declipper.network import (Declipper, Ensemble, FoldedConv1d, RowConv1d, RowConvTranspose1d, SignSymmetric, UNet,
-                               UNet1d, UNetConfig)
+from declipper.network import (Declipper, Ensemble, EnsembleConfig, FoldedConv1d, RowConv1d, RowConvTranspose1d,
+                               SignSymmetric, UNet, UNet1d, UNetConfig, untie_scales)
 from tests.conftest import music
 
 RATE = 44100
@@ -293,3 +293,24 @@ def test_bf16_that_disagrees_with_fp32_falls_back_to_fp32(random_model, monkeypa
     with pytest.warns(RuntimeWarning, match="restoring in fp32"):
         restored = restore(y, RATE, model, levels=levels)
     np.testing.assert_array_equal(restored, reference)
+
+
+def test_untied_spectral_scales_restore_as_the_shared_weights_did(tmp_path):
+    """One spectral copy per frame length, each with its share: the same restoration, and the
+    shares survive a checkpoint; shares that do not sum to one are refused."""
+    torch.manual_seed(4)
+    shared = Declipper(UNetConfig(widths=(4, 8, 16), kernel=3, stride=2, domain="stft", n_fft=256, hop=64,
+                                  scales=(1, 2))).eval()
+    untied = untie_scales(shared).eval()
+    assert [m.config.scales for m in untied.members] == [(1,), (2,)] and untied.config.weights == (0.5, 0.5)
+    assert untie_scales(untied) is None  # nothing left to untie
+    y, levels = clip_at_input_sdr(music(1, RATE, seed=23), 3.0)
+    fp32 = EngineSettings(precision="fp32", window=4096)
+    out = restore(y, RATE, untied, levels=levels, engine=fp32)
+    np.testing.assert_allclose(out, restore(y, RATE, shared, levels=levels, engine=fp32), rtol=1e-5, atol=1e-6)
+    save_checkpoint(tmp_path / "u.pt", untied, {})
+    loaded, _ = load_checkpoint(tmp_path / "u.pt")
+    assert loaded.config == untied.config
+    np.testing.assert_array_equal(restore(y, RATE, loaded, levels=levels, engine=fp32), out)
+    with pytest.raises(ValueError, match="summing to 1"):
+        EnsembleConfig(untied.config.members, (0.5, 0.6))
