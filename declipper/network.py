@@ -451,11 +451,8 @@ class Ensemble(nn.Module):
         project: bool = True,
     ) -> torch.Tensor:
         """As Declipper.forward; time must be a multiple of ``config.multiple``."""
-        shares = self.config.shares
-        total = shares[0] * self.members[0](y, mask, upper, lower, scale, project)
-        for share, member in zip(shares[1:], self.members[1:]):
-            total = total + share * member(y, mask, upper, lower, scale, project)
-        return total
+        return sum(share * member(y, mask, upper, lower, scale, project)
+                   for share, member in zip(self.config.shares, self.members))
 
 
 def untie_scales(model: "Declipper | Ensemble") -> "Ensemble | None":
@@ -476,6 +473,7 @@ def untie_scales(model: "Declipper | Ensemble") -> "Ensemble | None":
     for target, (_, _, weights) in zip(result.members, parts):
         target.load_state_dict(weights)
     return result
+
 
 class SignSymmetric(nn.Module):
     """Restores y and -y in one batch and averages the first with the negated second, so that
