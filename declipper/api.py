@@ -22,11 +22,12 @@ from .checkpoint import load_checkpoint, resolve_model_path
 from .detection import (DetectionSettings, LevelEstimator, MaskStatistics, estimate_levels, fixed_levels,
                         severity)
 from .engine import EngineSettings, StreamingRestorer
+from .hybrid import HYBRID_MODEL, SPARSE_SHARE, HybridRestorer
 from .network import Restorer, SignSymmetric
 from .physics import ClippingLevels, channel_mask
 
 MIN_RATE, MAX_RATE = 8000, 192000
-METHODS = ("network", "aspade")
+METHODS = ("network", "aspade", "hybrid")
 ProgressCallback = Callable[[str, int, int], None]  # (stage, done, in all)
 
 
@@ -85,24 +86,38 @@ def detect(audio: np.ndarray, tolerance: float = 1e-4, min_run: int = 1,
     return Detection(levels, mask.T.numpy())
 
 
-def make_restorer(method: str, model: Restorer | None, levels: ClippingLevels, engine: EngineSettings,
-                  min_run: int, progress: ProgressCallback | None = None):
-    """The network's streaming engine, or the model-free A-SPADE baseline, behind one interface."""
-    if method == "network":
-        return StreamingRestorer(model if model is not None else load_model(), levels, engine, min_run)
-    if method == "aspade":
-        from .sparse import ASpadeRestorer
+def method_model(method: str, model: str | None) -> str | None:
+    """The model a method loads: the one asked for, else the large one for the hybrid (the quality
+    mode, whose time A-SPADE dominates anyway), else the default."""
+    return model if model is not None else (HYBRID_MODEL if method == "hybrid" else None)
 
-        return ASpadeRestorer(levels, min_run=min_run,
-                              progress=(lambda done, total: progress("A-SPADE", done, total)) if progress else None)
-    raise ValueError(f"unknown method {method!r}: use {' or '.join(METHODS)}")
+
+def make_restorer(method: str, model: Restorer | None, levels: ClippingLevels, engine: EngineSettings,
+                  min_run: int, progress: ProgressCallback | None = None, sparse_share: float = SPARSE_SHARE):
+    """The network's streaming engine, the model-free A-SPADE baseline, or the weighted mean of the
+    two (``hybrid``, with the large model unless one is given), behind one interface."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: use {', '.join(METHODS)}")
+    network = None
+    if method != "aspade":
+        network = StreamingRestorer(model if model is not None else load_model(method_model(method, None)),
+                                    levels, engine, min_run)
+    if method == "network":
+        return network
+    from .sparse import ASpadeRestorer
+
+    sparse = ASpadeRestorer(levels, min_run=min_run,
+                            progress=(lambda done, total: progress("A-SPADE", done, total)) if progress else None)
+    return sparse if method == "aspade" else HybridRestorer(network, sparse, sparse_share)
 
 
 def restore(audio: np.ndarray, sample_rate: int, model: Restorer | None = None,
             levels: ClippingLevels | None = None, detection: DetectionSettings = DetectionSettings(),
-            engine: EngineSettings = EngineSettings(), method: str = "network") -> np.ndarray:
+            engine: EngineSettings = EngineSettings(), method: str = "network",
+            sparse_share: float = SPARSE_SHARE) -> np.ndarray:
     """Restore clipped audio held in memory; ``levels`` skips detection when they are known.
-    ``method="aspade"`` uses the sparse baseline instead of the network (slow, no model)."""
+    ``method="aspade"`` uses the sparse baseline instead of the network (slow, no model);
+    ``method="hybrid"`` mixes the two, A-SPADE weighted ``sparse_share`` (the best quality, slow)."""
     check_rate(sample_rate)
     original_shape = np.shape(audio)
     frames = as_frames(audio)
@@ -110,7 +125,7 @@ def restore(audio: np.ndarray, sample_rate: int, model: Restorer | None = None,
         levels = find_levels(frames, detection)
     if not levels.any_clipped:
         return frames.reshape(original_shape).copy()
-    restorer = make_restorer(method, model, levels, engine, detection.min_run)
+    restorer = make_restorer(method, model, levels, engine, detection.min_run, sparse_share=sparse_share)
     restored = np.concatenate([block for block, _ in restorer.process([frames])], axis=0)
     return restored.reshape(original_shape)
 
@@ -194,8 +209,10 @@ def scan_file(source: str | os.PathLike, detection: DetectionSettings = Detectio
 def restore_file(source: str | os.PathLike, target: str | os.PathLike, model: Restorer | None = None,
                  detection: DetectionSettings = DetectionSettings(), engine: EngineSettings = EngineSettings(),
                  headroom: str = "auto", ceiling_db: float = -0.1,
-                 progress: ProgressCallback | None = None, method: str = "network") -> FileReport:
-    """Restore a file of any length in fixed memory and write the result atomically.
+                 progress: ProgressCallback | None = None, method: str = "network",
+                 sparse_share: float = SPARSE_SHARE) -> FileReport:
+    """Restore a file of any length in fixed memory (A-SPADE and the hybrid hold the whole signal)
+    and write the result atomically.
 
     Unclipped files are copied bit for bit. Otherwise the result keeps float samples, or (for
     containers without float, or headroom='gain') is scaled by one gain so nothing clips again.
@@ -214,7 +231,7 @@ def restore_file(source: str | os.PathLike, target: str | os.PathLike, model: Re
         report.action = "no clipping found: copied unchanged"
         report.seconds = time.perf_counter() - started
         return report
-    restorer = make_restorer(method, model, levels, engine, detection.min_run, progress)
+    restorer = make_restorer(method, model, levels, engine, detection.min_run, progress, sparse_share)
     stats = MaskStatistics(details.channels)
     with atomic_target(plan.path) as temporary:
         float_plan = OutputPlan(temporary, "WAV", "FLOAT", False) if plan.make_up_gain else plan

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from .engine import EngineSettings, default_threads
+from .hybrid import SPARSE_SHARE, check_share
 from .network import UNetConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -209,8 +210,11 @@ def fix(
     skip_existing: bool = typer.Option(False, help="Leave files whose output already exists (resume a batch)."),
     model: Optional[str] = typer.Option(None, help="Checkpoint path or shipped model name (default: small)."),
     symmetric: bool = typer.Option(False, help=SYMMETRIC_HELP),
-    method: str = typer.Option("network", help="network, or aspade: the model-free sparse baseline "
-                                               "(A-SPADE; about 10x slower than real time)."),
+    method: str = typer.Option("network", help="network; aspade: the model-free sparse baseline (A-SPADE, "
+                                               "several times slower than real time); hybrid: the weighted "
+                                               "mean of the two with the large model "
+                                               "unless --model is given: the best quality, as slow as A-SPADE."),
+    sparse_share: float = typer.Option(SPARSE_SHARE, help="A-SPADE's weight in --method hybrid."),
     headroom: str = typer.Option("auto", help="float: keep float samples; gain: scale so restored peaks fit the "
                                              "input's sample format; auto: float where the container allows."),
     ceiling: float = typer.Option(-0.1, help="Restored peak in dBFS when a make-up gain is applied."),
@@ -225,7 +229,7 @@ def fix(
     threads: Optional[int] = typer.Option(None, help="Torch CPU threads (default: one per core, at most 8)."),
 ) -> None:
     """Detect clipping, restore it, and write the result."""
-    from .api import METHODS, FileReport, load_model, restore_file
+    from .api import METHODS, FileReport, load_model, method_model, restore_file
     from .audio import AudioError, output_path
     from .checkpoint import CheckpointError
     from .engine import resolve_device
@@ -235,10 +239,11 @@ def fix(
     if headroom not in ("auto", "float", "gain"):
         fail(f"--headroom must be auto, float or gain, not {headroom!r}")
     if method not in METHODS:
-        fail(f"--method must be {' or '.join(METHODS)}, not {method!r}")
+        fail(f"--method must be {', '.join(METHODS)}, not {method!r}")
     try:
         resolve_device(device)
-        network = load_model(model, symmetric) if method == "network" else None
+        check_share(sparse_share)
+        network = None if method == "aspade" else load_model(method_model(method, model), symmetric)
     except (CheckpointError, ValueError) as error:
         fail(str(error))
     inputs = gather_inputs(paths, glob)
@@ -264,7 +269,7 @@ def fix(
 
             try:
                 reports.append(restore_file(source, target, network, settings, engine, headroom, ceiling, show,
-                                            method))
+                                            method, sparse_share))
             except (AudioError, ValueError, RuntimeError, OSError) as error:
                 reports.append(FileReport(source, target, error=str(error).splitlines()[0]))
             progress.remove_task(file_task)
@@ -358,6 +363,10 @@ def evaluate(
     input_sdr: str = typer.Option("1,3,5,7,10,15,20", help="Input SDRs (dB) to clip at, comma-separated."),
     model: Optional[str] = typer.Option(None, help="Checkpoint path or shipped model name (default: small)."),
     symmetric: bool = typer.Option(False, help=SYMMETRIC_HELP),
+    method: str = typer.Option("network", help="network, or hybrid: the weighted mean of the network (large "
+                                               "unless --model is given) and A-SPADE; slow (with --baseline "
+                                               "aspade, A-SPADE runs once)."),
+    sparse_share: float = typer.Option(SPARSE_SHARE, help="A-SPADE's weight in --method hybrid."),
     seconds: Optional[float] = typer.Option(None, help="Score excerpts of this many seconds, not whole files."),
     excerpts: int = typer.Option(1, help="Evenly spaced excerpts per file (with --seconds)."),
     glob: str = typer.Option("*", help="Pattern for files inside folders."),
@@ -376,46 +385,66 @@ def evaluate(
 
     from rich.table import Table
 
-    from .api import load_model, restore
+    import numpy as np
+
+    from .api import load_model, method_model, restore
     from .checkpoint import CheckpointError
+    from .engine import resolve_device
     from .evaluation import PUBLISHED, ScoreCache, evaluate as run_evaluation, summarise
+    from .hybrid import blend
+    from .sparse import ASpadeSettings, aspade
 
     set_threads(threads)
     levels = number_list(input_sdr, "--input-sdr")
     if baseline not in (None, "aspade"):
         fail(f"--baseline must be aspade, not {baseline!r}")
+    if method not in ("network", "hybrid"):
+        fail(f"--method must be network or hybrid, not {method!r}")
     try:
-        network = load_model(model, symmetric)
-    except CheckpointError as error:
+        check_share(sparse_share)
+        network = load_model(method_model(method, model), symmetric)
+        where = resolve_device(device)
+    except (CheckpointError, ValueError) as error:
         fail(str(error))
     files = [path for path, _ in gather_inputs(clean, glob)]
     engine = EngineSettings(device=device, precision=precision, window=window)
+    settings = ASpadeSettings(batch=512 if where.type == "cuda" else ASpadeSettings().batch)
+    kept: dict[bytes, np.ndarray] = {}
+
+    def sparse_estimate(y: np.ndarray, rate: int, clip_levels, keep: bool = False) -> np.ndarray:
+        """A-SPADE's restoration; the hybrid keeps it for the baseline, so A-SPADE runs once per item."""
+        key = hashlib.sha1(y.tobytes() + repr(clip_levels).encode()).digest()
+        if key in kept:
+            return kept.pop(key)
+        estimate = aspade(y, clip_levels, settings, device=where)
+        if keep:
+            kept[key] = estimate
+        return estimate
+
+    def restore_item(y: np.ndarray, rate: int, clip_levels) -> np.ndarray:
+        restored = restore(y, rate, network, levels=clip_levels, engine=engine)
+        if method == "network":
+            return restored
+        return blend(restored, sparse_estimate(y, rate, clip_levels, keep=baseline is not None), sparse_share)
+
     with progress_display() as progress:
-        task = progress.add_task("network", total=None)
-        rows = run_evaluation(lambda y, rate, lv: restore(y, rate, network, levels=lv, engine=engine), files,
-                              levels, seconds, excerpts,
+        task = progress.add_task(method, total=None)
+        rows = run_evaluation(restore_item, files, levels, seconds, excerpts,
                               lambda done, total: progress.update(task, completed=done, total=total))
         baseline_rows = []
         if baseline:
-            from .engine import resolve_device
-            from .sparse import ASpadeSettings, aspade
-
-            settings = ASpadeSettings()
             # the batch size changes the speed, not the result: it is left out of the cache's name
             cache = ScoreCache(baseline_cache, "aspade-" + hashlib.sha1(
                 repr(dataclasses.replace(settings, batch=0)).encode()).hexdigest()[:10])
-            where = resolve_device(device)
-            if where.type == "cuda":
-                settings = dataclasses.replace(settings, batch=512)
             task = progress.add_task("A-SPADE", total=None)
-            baseline_rows = run_evaluation(lambda y, rate, lv: aspade(y, lv, settings, device=where), files,
-                                           levels, seconds,
-                                           excerpts, lambda done, total: progress.update(task, completed=done,
-                                                                                          total=total), cache)
+            baseline_rows = run_evaluation(sparse_estimate, files, levels, seconds, excerpts,
+                                           lambda done, total: progress.update(task, completed=done, total=total),
+                                           cache)
     summary = summarise(rows)
     baseline_summary = summarise(baseline_rows) if baseline_rows else []
     if json_output:
         print(json.dumps({"model": getattr(network, "metadata", {}).get("training", {}).get("command"),
+                          "method": method, **({"sparse_share": sparse_share} if method == "hybrid" else {}),
                           "summary": summary, "items": rows,
                           **({"baseline": {"method": baseline, "summary": baseline_summary, "items": baseline_rows}}
                              if baseline else {})}, indent=2))

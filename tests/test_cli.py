@@ -212,3 +212,50 @@ def test_eval_scores_the_baseline_side_by_side_and_caches_it(tmp_path):
     copy.write_bytes(clean.read_bytes())
     moved = json.loads(run("eval", copy, *args[2:]).output)
     assert moved["baseline"]["summary"][0]["delta_sdr"] == 123.0
+
+
+def test_fix_with_the_hybrid_method_is_consistent(tmp_path, random_model_path):
+    source = tmp_path / "song.wav"
+    write_clipped(source, seconds=0.5, rate=16000)
+    result = run("fix", source, "--method", "hybrid", "--sparse-share", "0.4", "--model", random_model_path)
+    assert result.exit_code == 0, result.output
+    restored, _ = sf.read(tmp_path / "song.declipped.wav", dtype="float32", always_2d=True)
+    written, _ = sf.read(source, dtype="float32", always_2d=True)
+    reliable = np.abs(written) < 0.9999
+    assert restored.shape == written.shape and np.array_equal(restored[reliable], written[reliable])
+    assert (np.abs(restored[~reliable]) >= 0.9999).all() and np.abs(restored).max() > 1.0
+    result = run("fix", source, "--method", "hybrid", "--sparse-share", "2", "-o", tmp_path / "other.wav")
+    assert result.exit_code != 0 and "share" in result.output
+
+
+def test_eval_of_the_hybrid_runs_aspade_once_and_its_ends_are_the_two_methods(tmp_path, monkeypatch,
+                                                                              random_model_path):
+    import declipper.sparse
+
+    clean = tmp_path / "clean.wav"
+    sf.write(clean, music(0.5, 16000, seed=3), 16000, subtype="FLOAT")
+    calls = []
+    original = declipper.sparse.aspade
+    monkeypatch.setattr(declipper.sparse, "aspade", lambda *a, **k: calls.append(1) or original(*a, **k))
+    common = ("--input-sdr", "5,10", "--baseline", "aspade", "--json")
+    scores = {}
+    for share in ("0", "0.5", "1"):
+        result = run("eval", clean, "--method", "hybrid", "--model", random_model_path, "--sparse-share", share, *common,
+                     "--baseline-cache", tmp_path / f"scores-{share}")
+        assert result.exit_code == 0, result.output
+        scores[share] = json.loads(result.output)
+        assert scores[share]["method"] == "hybrid" and scores[share]["sparse_share"] == float(share)
+    assert len(calls) == 3 * 2  # once per item and level, shared by the hybrid and the baseline
+    network = json.loads(run("eval", clean, "--input-sdr", "5,10", "--json").output)
+    for level in range(2):
+        assert scores["0"]["summary"][level]["delta_sdr"] == pytest.approx(network["summary"][level]["delta_sdr"])
+        assert scores["1"]["summary"][level]["delta_sdr"] == pytest.approx(
+            scores["1"]["baseline"]["summary"][level]["delta_sdr"])
+    assert run("eval", clean, "--method", "aspade").exit_code != 0
+    from declipper import load_model  # without --model the hybrid takes the large model, not the default
+
+    monkeypatch.delenv("DECLIPPER_MODEL")  # shipped names are looked up beside the default model
+    result = run("eval", clean, "--method", "hybrid", "--input-sdr", "10", "--json")
+    assert result.exit_code == 0, result.output
+    alone = json.loads(result.output)
+    assert alone["model"] == load_model("large").metadata["training"]["command"] != network["model"]

@@ -1,0 +1,58 @@
+"""Network + A-SPADE: the blend stays consistent, is the weighted mean, and streams like the engine."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from declipper import restore
+from declipper.evaluation import clip_at_input_sdr
+from declipper.hybrid import blend, check_share
+from declipper.sparse import aspade
+from tests.conftest import music
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def clipped_song(random_model):
+    """A clipped stereo song with its network and A-SPADE restorations."""
+    clean = music(0.6, 16000, seed=5)
+    y, levels = clip_at_input_sdr(clean, 5)
+    network = restore(y, 16000, random_model, levels=levels)
+    sparse = aspade(y, levels)
+    return y, levels, network, sparse
+
+
+def test_the_blend_is_consistent_and_the_weighted_mean(clipped_song):
+    y, levels, network, sparse = clipped_song
+    saturated = np.abs(y) >= np.array(levels.upper, dtype=np.float32) * (1 - 1e-6)
+    assert saturated.any() and not np.array_equal(network[saturated], sparse[saturated])
+    mixed = blend(network, sparse, 0.35)
+    assert mixed.dtype == np.float32 and mixed.shape == y.shape
+    assert np.array_equal(mixed[~saturated], y[~saturated])  # reliable samples bit for bit
+    assert (np.abs(mixed[saturated]) >= np.abs(y[saturated])).all()  # never below the level again
+    assert (np.sign(mixed[saturated]) == np.sign(y[saturated])).all()
+    np.testing.assert_allclose(mixed, 0.65 * network + 0.35 * sparse, atol=1e-6)
+    assert np.array_equal(blend(network, sparse, 0.0), network) and np.array_equal(blend(network, sparse, 1.0), sparse)
+
+
+def test_the_hybrid_method_restores_what_the_blend_of_the_two_gives(clipped_song, random_model):
+    y, levels, network, sparse = clipped_song
+    hybrid = restore(y, 16000, random_model, levels=levels, method="hybrid", sparse_share=0.35)
+    np.testing.assert_allclose(hybrid, blend(network, sparse, 0.35), atol=1e-6)
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5])
+def test_a_share_outside_zero_to_one_is_refused(share, clipped_song, random_model):
+    with pytest.raises(ValueError, match="share"):
+        check_share(share)
+    y, levels, _, _ = clipped_song
+    with pytest.raises(ValueError, match="share"):
+        restore(y, 16000, random_model, levels=levels, method="hybrid", sparse_share=share)
