@@ -408,7 +408,9 @@ def evaluate(
         fail(str(error))
     files = [path for path, _ in gather_inputs(clean, glob)]
     engine = EngineSettings(device=device, precision=precision, window=window)
-    settings = ASpadeSettings(batch=512 if where.type == "cuda" else ASpadeSettings().batch)
+    settings = ASpadeSettings()
+    if where.type == "cuda":
+        settings = dataclasses.replace(settings, batch=512)
     kept: dict[bytes, np.ndarray] = {}
 
     def sparse_estimate(y: np.ndarray, rate: int, clip_levels, keep: bool = False) -> np.ndarray:
