@@ -3,7 +3,8 @@ from .api import Detection, detect, load_model, restore
 from .detection import DetectionSettings
 from .engine import EngineSettings
 from .physics import ClippingLevels
+from .sparse import ASpadeSettings
 
 __version__ = "0.1.0"
-__all__ = ["ClippingLevels", "Detection", "DetectionSettings", "EngineSettings", "detect", "load_model",
+__all__ = ["ASpadeSettings", "ClippingLevels", "Detection", "DetectionSettings", "EngineSettings", "detect", "load_model",
            "restore", "__version__"]

@@ -25,6 +25,7 @@ from .engine import EngineSettings, StreamingRestorer
 from .hybrid import HYBRID_MODEL, SPARSE_SHARE, HybridRestorer
 from .network import Restorer, SignSymmetric
 from .physics import ClippingLevels, channel_mask
+from .sparse import ASpadeRestorer, ASpadeSettings
 
 MIN_RATE, MAX_RATE = 8000, 192000
 METHODS = ("network", "aspade", "hybrid")
@@ -93,9 +94,11 @@ def method_model(method: str, model: str | None) -> str | None:
 
 
 def make_restorer(method: str, model: Restorer | None, levels: ClippingLevels, engine: EngineSettings,
-                  min_run: int, progress: ProgressCallback | None = None, sparse_share: float = SPARSE_SHARE):
+                  min_run: int, progress: ProgressCallback | None = None, sparse_share: float = SPARSE_SHARE,
+                  sparse_settings: ASpadeSettings = ASpadeSettings()):
     """The network's streaming engine, the model-free A-SPADE baseline, or the weighted mean of the
-    two (``hybrid``, with the large model unless one is given), behind one interface."""
+    two (``hybrid``, with the large model unless one is given), behind one interface.
+    ``sparse_settings``: A-SPADE's, the survey's unless asked otherwise (``ASpadeSettings.quicker``)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: use {', '.join(METHODS)}")
     network = None
@@ -104,9 +107,7 @@ def make_restorer(method: str, model: Restorer | None, levels: ClippingLevels, e
                                     levels, engine, min_run)
     if method == "network":
         return network
-    from .sparse import ASpadeRestorer
-
-    sparse = ASpadeRestorer(levels, min_run=min_run,
+    sparse = ASpadeRestorer(levels, sparse_settings, min_run=min_run,
                             progress=(lambda done, total: progress("A-SPADE", done, total)) if progress else None)
     return sparse if method == "aspade" else HybridRestorer(network, sparse, sparse_share)
 
@@ -114,7 +115,7 @@ def make_restorer(method: str, model: Restorer | None, levels: ClippingLevels, e
 def restore(audio: np.ndarray, sample_rate: int, model: Restorer | None = None,
             levels: ClippingLevels | None = None, detection: DetectionSettings = DetectionSettings(),
             engine: EngineSettings = EngineSettings(), method: str = "network",
-            sparse_share: float = SPARSE_SHARE) -> np.ndarray:
+            sparse_share: float = SPARSE_SHARE, sparse_settings: ASpadeSettings = ASpadeSettings()) -> np.ndarray:
     """Restore clipped audio held in memory; ``levels`` skips detection when they are known.
     ``method="aspade"`` uses the sparse baseline instead of the network (slow, no model);
     ``method="hybrid"`` mixes the two, A-SPADE weighted ``sparse_share`` (the best quality, slow)."""
@@ -125,7 +126,8 @@ def restore(audio: np.ndarray, sample_rate: int, model: Restorer | None = None,
         levels = find_levels(frames, detection)
     if not levels.any_clipped:
         return frames.reshape(original_shape).copy()
-    restorer = make_restorer(method, model, levels, engine, detection.min_run, sparse_share=sparse_share)
+    restorer = make_restorer(method, model, levels, engine, detection.min_run, sparse_share=sparse_share,
+                             sparse_settings=sparse_settings)
     restored = np.concatenate([block for block, _ in restorer.process([frames])], axis=0)
     return restored.reshape(original_shape)
 
@@ -210,7 +212,7 @@ def restore_file(source: str | os.PathLike, target: str | os.PathLike, model: Re
                  detection: DetectionSettings = DetectionSettings(), engine: EngineSettings = EngineSettings(),
                  headroom: str = "auto", ceiling_db: float = -0.1,
                  progress: ProgressCallback | None = None, method: str = "network",
-                 sparse_share: float = SPARSE_SHARE) -> FileReport:
+                 sparse_share: float = SPARSE_SHARE, sparse_settings: ASpadeSettings = ASpadeSettings()) -> FileReport:
     """Restore a file of any length in fixed memory (A-SPADE and the hybrid hold the whole signal)
     and write the result atomically.
 
@@ -231,7 +233,7 @@ def restore_file(source: str | os.PathLike, target: str | os.PathLike, model: Re
         report.action = "no clipping found: copied unchanged"
         report.seconds = time.perf_counter() - started
         return report
-    restorer = make_restorer(method, model, levels, engine, detection.min_run, progress, sparse_share)
+    restorer = make_restorer(method, model, levels, engine, detection.min_run, progress, sparse_share, sparse_settings)
     stats = MaskStatistics(details.channels)
     with atomic_target(plan.path) as temporary:
         float_plan = OutputPlan(temporary, "WAV", "FLOAT", False) if plan.make_up_gain else plan

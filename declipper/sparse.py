@@ -37,7 +37,7 @@ a few copies of the signal and one batch of spectra.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -68,6 +68,15 @@ class ASpadeSettings:
             raise ValueError(f"unknown analysis window {self.analysis_window!r}: use hann or rectangular")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"unknown dtype {self.dtype!r}: use float32 or float64")
+
+    def quicker(self, factor: int) -> "ASpadeSettings":
+        """k grown ``factor`` times faster and the cap cut as much: the same final sparsity in 1/factor
+        of the iterations. Why: capped, no block of real music converges anyway, and on the held-out
+        excerpts 4x fewer iterations cost 0.04 dB alone and 0.06 dB in the hybrid (README)."""
+        if factor < 1:
+            raise ValueError(f"the A-SPADE speed-up must be a whole number from 1, not {factor}")
+        limit = None if self.max_iterations is None else math.ceil(self.max_iterations / factor)
+        return replace(self, sparsity_step=self.sparsity_step * factor, max_iterations=limit)
 
     @property
     def torch_dtype(self) -> torch.dtype:

@@ -188,6 +188,13 @@ def test_fix_with_the_aspade_baseline_needs_no_model(tmp_path, monkeypatch):
     assert restored.shape == original.shape and np.array_equal(restored[reliable], written[reliable])
     assert np.abs(restored).max() > 1.0
     assert run("fix", source, "--method", "magic").exit_code != 0
+    result = run("fix", source, "--method", "aspade", "--sparse-speedup", "4", "-o", tmp_path / "quick.wav")
+    assert result.exit_code == 0, result.output
+    quick, _ = sf.read(tmp_path / "quick.wav", dtype="float32", always_2d=True)
+    assert np.array_equal(quick[reliable], written[reliable]) and (np.abs(quick[~reliable]) >= 0.9999).all()
+    assert not np.array_equal(quick, restored)  # fewer iterations: another (consistent) restoration
+    result = run("fix", source, "--method", "aspade", "--sparse-speedup", "0", "-o", tmp_path / "none.wav")
+    assert result.exit_code != 0 and "speed-up" in result.output and not (tmp_path / "none.wav").exists()
 
 
 def test_eval_scores_the_baseline_side_by_side_and_caches_it(tmp_path):
@@ -246,6 +253,12 @@ def test_eval_of_the_hybrid_runs_aspade_once_and_its_ends_are_the_two_methods(tm
         scores[share] = json.loads(result.output)
         assert scores[share]["method"] == "hybrid" and scores[share]["sparse_share"] == float(share)
     assert len(calls) == 3 * 2  # once per item and level, shared by the hybrid and the baseline
+    result = run("eval", clean, "--method", "hybrid", "--model", random_model_path, "--sparse-speedup", "4", *common,
+                 "--baseline-cache", tmp_path / "scores-quick")
+    assert result.exit_code == 0, result.output
+    quick = json.loads(result.output)
+    assert quick["sparse_speedup"] == 4 and len(calls) == 3 * 2 + 2 * 2  # the baseline keeps the survey's settings
+    assert quick["baseline"]["summary"] == scores["0.5"]["baseline"]["summary"]
     network = json.loads(run("eval", clean, "--input-sdr", "5,10", "--json").output)
     for level in range(2):
         assert scores["0"]["summary"][level]["delta_sdr"] == pytest.approx(network["summary"][level]["delta_sdr"])

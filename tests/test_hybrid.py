@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from declipper import restore
+from declipper import ASpadeSettings, restore
 from declipper.evaluation import clip_at_input_sdr
 from declipper.hybrid import blend, check_share
 from declipper.sparse import aspade
@@ -47,6 +47,10 @@ def test_the_hybrid_method_restores_what_the_blend_of_the_two_gives(clipped_song
     y, levels, network, sparse = clipped_song
     hybrid = restore(y, 16000, random_model, levels=levels, method="hybrid", sparse_share=0.35)
     np.testing.assert_allclose(hybrid, blend(network, sparse, 0.35), atol=1e-6)
+    quick = ASpadeSettings().quicker(4)
+    quicker = restore(y, 16000, random_model, levels=levels, method="hybrid", sparse_settings=quick)
+    np.testing.assert_allclose(quicker, blend(network, aspade(y, levels, quick)), atol=1e-6)
+    assert not np.allclose(quicker, hybrid, atol=1e-4)  # the settings reach A-SPADE
 
 
 @pytest.mark.parametrize("share", [-0.1, 1.5])
