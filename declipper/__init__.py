@@ -6,5 +6,5 @@ from .physics import ClippingLevels
 from .sparse import ASpadeSettings
 
 __version__ = "0.1.0"
-__all__ = ["ASpadeSettings", "ClippingLevels", "Detection", "DetectionSettings", "EngineSettings", "detect", "load_model",
-           "restore", "__version__"]
+__all__ = ["ASpadeSettings", "ClippingLevels", "Detection", "DetectionSettings", "EngineSettings", "detect",
+           "load_model", "restore", "__version__"]

@@ -371,7 +371,7 @@ def evaluate(
     symmetric: bool = typer.Option(False, help=SYMMETRIC_HELP),
     method: str = typer.Option("network", help="network, or hybrid: the weighted mean of the network (large "
                                                "unless --model is given) and A-SPADE; slow (with --baseline "
-                                               "aspade, A-SPADE runs once)."),
+                                               "aspade and the survey's settings, A-SPADE runs once)."),
     sparse_share: float = typer.Option(SPARSE_SHARE, help="A-SPADE's weight in --method hybrid."),
     sparse_speedup: int = typer.Option(1, help="A-SPADE in --method hybrid N times faster (see fix --help); "
                                                "--baseline aspade keeps the survey's settings."),
@@ -459,7 +459,8 @@ def evaluate(
     if json_output:
         print(json.dumps({"model": getattr(network, "metadata", {}).get("training", {}).get("command"),
                           "method": method,
-                          **({"sparse_share": sparse_share, "sparse_speedup": sparse_speedup} if method == "hybrid" else {}),
+                          **({"sparse_share": sparse_share, "sparse_speedup": sparse_speedup}
+                             if method == "hybrid" else {}),
                           "summary": summary, "items": rows,
                           **({"baseline": {"method": baseline, "summary": baseline_summary, "items": baseline_rows}}
                              if baseline else {})}, indent=2))
