@@ -421,6 +421,7 @@ def evaluate(
     if where.type == "cuda":
         settings, hybrid_settings = (dataclasses.replace(s, batch=512) for s in (settings, hybrid_settings))
     kept: dict[bytes, np.ndarray] = {}
+    shared = baseline is not None and hybrid_settings == settings  # the hybrid's A-SPADE is the baseline's
 
     def sparse_estimate(y: np.ndarray, rate: int, clip_levels, sparse_settings=settings,
                         keep: bool = False) -> np.ndarray:
@@ -438,7 +439,6 @@ def evaluate(
         restored = restore(y, rate, network, levels=clip_levels, engine=engine)
         if method == "network":
             return restored
-        shared = baseline is not None and hybrid_settings == settings
         return blend(restored, sparse_estimate(y, rate, clip_levels, hybrid_settings, keep=shared), sparse_share)
 
     with progress_display() as progress:
