@@ -70,6 +70,8 @@ def train(
     batch: int = typer.Option(16, help="Crops per step (per process under torchrun)."),
     crop: int = typer.Option(16384, help="Samples per crop."),
     learning_rate: float = typer.Option(1e-3, "--lr"),
+    context_learning_rate: Optional[float] = typer.Option(None, "--context-lr", help="Peak learning rate of a "
+                                                          "filterbank added by scripts/add_filterbank.py (default: --lr)."),
     input_sdr: str = typer.Option("1,20", help="Range of input SDRs (dB) for simulated clipping."),
     consistency: str = typer.Option("mc", help="Self-supervised consistency loss: mc, or nmc (naive) to compare."),
     ei_weight: float = typer.Option(1.0, help="Weight of L_EI (0: L_MC alone)."),
@@ -128,6 +130,7 @@ def train(
     gain_low, gain_high = number_list(gains, "--gains", 2)
     settings = TrainSettings(
         mode=mode, simulate_clipping=simulate, steps=steps, batch=batch, crop=crop, learning_rate=learning_rate,
+        context_learning_rate=context_learning_rate,
         input_sdr=(low, high), consistency=consistency, ei_weight=ei_weight, gains=(gain_low, gain_high),
         ei_region=ei_region, teacher_decay=teacher_decay, seed=seed, checkpoint_every=checkpoint_every,
         device=device, precision=precision, widths=tuple(int(w) for w in number_list(widths, "--widths")),

@@ -49,6 +49,9 @@ class UNetConfig:
     n_fft: int = 1024  # stft only
     hop: int = 256  # stft only
     scales: tuple[int, ...] = (1,)  # stft only: run on spectra of n_fft * s, hop * s for each s; average
+    bank: int = 0  # time only: > 0 adds a learned filterbank of this length (FilterbankContext)
+    bank_level: int = -1  # the level it joins, an index into widths (-1: the deepest; 0, full rate, not allowed)
+    bank_inputs: int = 3  # what its filters read: 3, y/level and both masks; 1, y/level alone
 
     @property
     def multiple(self) -> int:
@@ -66,14 +69,19 @@ class UNetConfig:
         return self.multiple
 
     def to_json(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if not self.bank:  # a network without a filterbank is written as before it existed
+            for key in ("bank", "bank_level", "bank_inputs"):
+                del data[key]
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> "UNetConfig":
         return cls(widths=tuple(data["widths"]), kernel=int(data["kernel"]), stride=int(data["stride"]),
                    output=data.get("output", "consistent"), domain=data.get("domain", "time"),
                    n_fft=int(data.get("n_fft", 1024)), hop=int(data.get("hop", 256)),
-                   scales=tuple(int(s) for s in data.get("scales", (1,))))
+                   scales=tuple(int(s) for s in data.get("scales", (1,))), bank=int(data.get("bank", 0)),
+                   bank_level=int(data.get("bank_level", -1)), bank_inputs=int(data.get("bank_inputs", 3)))
 
 
 class RowConv1d(nn.Conv1d):
@@ -254,12 +262,15 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.exit(self.level(self.entry(x).relu_(), 0))
 
-    def level(self, x: torch.Tensor, depth: int) -> torch.Tensor:
-        """The U from ``depth`` down: encode, go down, come back up, merge with the skip, decode."""
+    def level(self, x: torch.Tensor, depth: int, context: tuple[int, torch.Tensor] | None = None) -> torch.Tensor:
+        """The U from ``depth`` down: encode, go down, come back up, merge with the skip, decode;
+        ``context`` (a level and features at its rate) joins that level's input."""
+        if context is not None and context[0] == depth:
+            x, context = x + context[1], None
         if depth == len(self.downs):
             return self.block(x, self.bottom)
         skip = self.block(x, self.encoders[depth])
-        x = self.ups[depth](self.level(self.downs[depth](skip).relu_(), depth + 1)).relu_()
+        x = self.ups[depth](self.level(self.downs[depth](skip).relu_(), depth + 1, context)).relu_()
         return self.block(self.merge(torch.cat([x, skip], dim=1), self.merges[depth]), self.decoders[depth])
 
     def block(self, x: torch.Tensor, block: ResidualBlock) -> torch.Tensor:
@@ -269,25 +280,73 @@ class UNet(nn.Module):
         return merge(x).relu_()
 
 
+def frames_of(features: torch.Tensor, length: int, hop: int) -> torch.Tensor:
+    """[batch, channels, time] -> [batch, time / hop, channels * length]: frame j holds samples
+    [j * hop - pad, j * hop - pad + length), pad = (length - hop) // 2, zeros beyond the signal, so
+    frame j is centred on the j-th hop."""
+    batch, channels, time = features.shape
+    pad = (length - hop) // 2
+    padded = nn.functional.pad(features, (pad, length - hop - pad))
+    return padded.unfold(2, length, hop).permute(0, 2, 1, 3).reshape(batch, time // hop, channels * length)
+
+
+class FilterbankContext(nn.Module):
+    """Long filters on the input, read at the rate of a level of the U-Net, added to what it sees.
+
+    Why: tonal music is sparse in frequency, and following a partial through a long clipped run needs
+    a fine frequency resolution, which the U-Net's cascade of short kernels hardly learns (the spectral
+    U-Net gained the large model ~1 dB, at many times the default's cost). Here each frame of
+    ``length`` samples of the inputs (y/level and both masks, or y/level alone), one per frame of
+    that level (``hop`` samples), goes through ``channels`` learned filters in one matrix product
+    (cheap on a CPU), then a ReLU and a projection onto the level's channels. The projection starts at zero, so a trained U-Net given a
+    filterbank restores exactly as before until fine-tuning teaches it to use one.
+    """
+
+    def __init__(self, length: int, hop: int, channels: int, width: int, inputs: int = 3):
+        super().__init__()
+        if inputs not in (1, 3):
+            raise ValueError("a filterbank reads the 3 inputs, or y alone (1)")
+        if length < hop:
+            raise ValueError(f"the filterbank's filters ({length}) must be at least as long as the frames of "
+                             f"the level they join ({hop} samples)")
+        self.length, self.hop, self.inputs = length, hop, inputs
+        self.analysis = nn.Parameter(torch.randn(inputs * length, channels) / math.sqrt(inputs * length))
+        self.projection = nn.Parameter(torch.zeros(channels, width))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """[batch, 3, time] -> [batch, width, 1, time / hop], channels-last as the U-Net's layers want."""
+        frames = frames_of(features[:, : self.inputs], self.length, self.hop)
+        coded = (frames @ self.analysis).relu_() @ self.projection
+        return coded.transpose(1, 2).unsqueeze(2)
+
+
 class UNet1d(UNet):
-    """On the waveform: the three input channels in, the output waveform out."""
+    """On the waveform: the three input channels in, the output waveform out; with ``config.bank``,
+    a FilterbankContext feeds one of its levels."""
 
     def __init__(self, config: UNetConfig = UNetConfig()):
         if len(config.widths) < 2:
             raise ValueError("the waveform U-Net needs at least two widths (one down-sampling)")
         super().__init__(config, inputs=3, outputs=1, axes=1)
+        self.context_level = range(len(config.widths))[config.bank_level] if config.bank else 0
+        if config.bank and self.context_level == 0:
+            raise ValueError("a filterbank joins a level below the full-rate one")
+        width = config.widths[self.context_level]
+        self.context = (FilterbankContext(config.bank, config.stride ** self.context_level, width, width,
+                                          config.bank_inputs) if config.bank else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[batch, 3, time] -> [batch, 1, time]. The layers work on [batch, channels, 1, time]
         channels-last; the full-rate level works on the signal folded into ``stride`` phases
         (see polyphase_conv), the levels below it as they are."""
         fold = self.config.stride
+        context = (self.context_level, self.context(x)) if self.context is not None else None
         x = fold_phases(x.unsqueeze(2).contiguous(memory_format=torch.channels_last), fold)
         x = polyphase_conv(x, self.entry.weight, self.entry.padding[0], fold)
         skip = self._folded_block(x, self.encoders[0])
         down = self.downs[0]
         x = polyphase_conv(skip, down.weight, down.padding[0], fold, stride=fold)
-        x = self.level(x, 1)
+        x = self.level(x, 1, context)
         # a transposed convolution with kernel = stride puts out each phase of a frame: a 1x1 convolution
         up = self.ups[0].weight  # [inputs, outputs, stride]
         x = conv_relu(x, up.permute(2, 1, 0).reshape(-1, up.shape[0], 1, 1), 0)
@@ -353,6 +412,8 @@ class Declipper(nn.Module):
             raise ValueError(f"unknown output parameterisation {config.output!r}: use {' or '.join(OUTPUTS)}")
         if config.domain not in DOMAINS:
             raise ValueError(f"unknown domain {config.domain!r}: use {' or '.join(DOMAINS)}")
+        if config.bank and config.domain != "time":
+            raise ValueError("a filterbank context (bank) feeds the waveform U-Net only")
         self.config = config
         self.net = SpectralUNet(config) if config.domain == "stft" else UNet1d(config)
 
@@ -472,6 +533,18 @@ def untie_scales(model: "Declipper | Ensemble") -> "Ensemble | None":
     result = Ensemble(EnsembleConfig(tuple(config for config, _, _ in parts), tuple(share for _, share, _ in parts)))
     for target, (_, _, weights) in zip(result.members, parts):
         target.load_state_dict(weights)
+    return result
+
+
+def with_filterbank(model: Declipper, length: int, level: int = -1, inputs: int = 3) -> Declipper:
+    """A copy of a waveform U-Net with a FilterbankContext of ``length``-sample filters joining
+    ``level``: it restores exactly as ``model`` does (the context's projection starts at zero) until
+    fine-tuned."""
+    if not isinstance(model, Declipper) or model.config.domain != "time" or model.config.bank:
+        raise ValueError("a filterbank is added to a single waveform U-Net that has none")
+    result = Declipper(replace(model.config, bank=length, bank_level=level, bank_inputs=inputs))
+    missing, unexpected = result.load_state_dict(model.state_dict(), strict=False)
+    assert not unexpected and all(name.startswith("net.context.") for name in missing)
     return result
 
 

@@ -48,6 +48,9 @@ class TrainSettings:
     batch: int = 16
     crop: int = 16384
     learning_rate: float = 1e-3
+    # peak rate of a filterbank context's weights (None: as the rest). Why: added to a trained U-Net,
+    # it starts from zero and must learn fast, while the U-Net around it only needs a fine-tune
+    context_learning_rate: float | None = None
     input_sdr: tuple[float, float] = (1.0, 20.0)
     consistency: str = "mc"
     ei_weight: float = 1.0
@@ -92,6 +95,8 @@ class TrainSettings:
             raise ValueError(f"unknown domain {self.domain!r}: use {' or '.join(DOMAINS)}")
         if self.kernel < 1 or self.kernel % 2 == 0 or self.stride < 2:
             raise ValueError("the kernel must be odd and the stride at least 2")
+        if self.context_learning_rate is not None and self.context_learning_rate <= 0:
+            raise ValueError("the filterbank's learning rate must be positive")
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError("the time budget must be positive")
 
@@ -253,7 +258,11 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
 
     model.to(device).train()
     objective = Objective(settings, bf16=use_bf16(model, device, settings.precision))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.0)
+    context = [p for name, p in model.named_parameters() if ".context." in f".{name}"]
+    rest = [p for name, p in model.named_parameters() if ".context." not in f".{name}"]
+    context_scale = (settings.context_learning_rate or settings.learning_rate) / settings.learning_rate
+    groups = [{"params": rest, "scale": 1.0}] + ([{"params": context, "scale": context_scale}] if context else [])
+    optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate, weight_decay=0.0)
     teacher = None
     step, wall, history, commands = 0, 0.0, [], []
     if resume:
@@ -323,7 +332,7 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
     while step < settings.steps and not stopping:
         started = time.perf_counter()
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step)
+            group["lr"] = learning_rate(step) * group["scale"]
         y, physics, clean = source.batch(settings.batch, device)
         loss, parts = objective(model, teacher, y, physics, clean, device)
         optimizer.zero_grad(set_to_none=True)

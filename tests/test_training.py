@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,6 +116,23 @@ def test_an_ensemble_fine_tunes_jointly_and_resumes(tmp_path, corpus, random_mod
         assert any(not torch.equal(a, b) for a, b in zip(before.state_dict().values(), after.state_dict().values()))
 
 
+def test_fine_tuning_teaches_an_added_filterbank(tmp_path, corpus, random_model_path):
+    """scripts/add_filterbank.py's model trains: the zero projection and the filters both move, at
+    their own learning rate."""
+    script = Path(__file__).resolve().parent.parent / "scripts" / "add_filterbank.py"
+    subprocess.run([sys.executable, str(script), str(random_model_path), "--length", "64",
+                    "-o", str(tmp_path / "start.pt")], check=True, capture_output=True)
+    start, metadata = load_checkpoint(tmp_path / "start.pt")
+    assert metadata["stages"][-1]["stage"] == "filterbank added" and not start.net.context.projection.any()
+    settings = TrainSettings(steps=3, checkpoint_every=3, context_learning_rate=3e-2, **TINY)
+    train([corpus], tmp_path / "b.pt", settings, tmp_path / "cache", init=tmp_path / "start.pt", log=lambda m: None)
+    trained, _ = load_checkpoint(tmp_path / "b.pt")
+    network, context = read_checkpoint(tmp_path / "b.pt.resume")["training"]["optimizer"]["param_groups"]
+    assert len(context["params"]) == 2 and context["lr"] == pytest.approx(10 * network["lr"])
+    assert trained.net.context.projection.abs().max() > 0
+    assert not torch.equal(trained.net.context.analysis, start.net.context.analysis)
+
+
 def test_two_processes_train_data_parallel(tmp_path, corpus):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "declipper", "train", str(corpus), "--out", str(tmp_path / "ddp.pt"), "--init", "none",
@@ -154,3 +172,9 @@ def test_a_time_budget_ends_the_run_with_a_checkpoint(tmp_path, corpus):
     train([corpus], tmp_path / "m.pt", settings, tmp_path / "cache", log=lambda m: None)
     metadata = read_checkpoint(tmp_path / "m.pt")["metadata"]["training"]
     assert 0 < metadata["steps"] < 100000 and metadata["wall_time_s"] >= 2.0
+
+
+@pytest.mark.parametrize("rate", [0.0, -1e-3])
+def test_a_filterbank_learning_rate_must_be_positive(rate):
+    with pytest.raises(ValueError, match="filterbank's learning rate"):
+        TrainSettings(context_learning_rate=rate).check()
