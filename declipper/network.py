@@ -298,8 +298,9 @@ class FilterbankContext(nn.Module):
     U-Net gained the large model ~1 dB, at many times the default's cost). Here each frame of
     ``length`` samples of the inputs (y/level and both masks, or y/level alone), one per frame of
     that level (``hop`` samples), goes through ``channels`` learned filters in one matrix product
-    (cheap on a CPU), then a ReLU and a projection onto the level's channels. The projection starts at zero, so a trained U-Net given a
-    filterbank restores exactly as before until fine-tuning teaches it to use one.
+    (cheap on a CPU), then a ReLU and a projection onto the level's channels. The projection starts
+    at zero, so a trained U-Net given a filterbank restores exactly as before until fine-tuning
+    teaches it to use one.
     """
 
     def __init__(self, length: int, hop: int, channels: int, width: int, inputs: int = 3):
@@ -328,7 +329,10 @@ class UNet1d(UNet):
         if len(config.widths) < 2:
             raise ValueError("the waveform U-Net needs at least two widths (one down-sampling)")
         super().__init__(config, inputs=3, outputs=1, axes=1)
-        self.context_level = range(len(config.widths))[config.bank_level] if config.bank else 0
+        levels = range(len(config.widths))
+        if config.bank and not -len(levels) <= config.bank_level < len(levels):
+            raise ValueError(f"no level {config.bank_level} for a filterbank: the U-Net has {len(levels)}")
+        self.context_level = levels[config.bank_level] if config.bank else 0
         if config.bank and self.context_level == 0:
             raise ValueError("a filterbank joins a level below the full-rate one")
         width = config.widths[self.context_level]

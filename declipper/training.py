@@ -260,6 +260,8 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
     objective = Objective(settings, bf16=use_bf16(model, device, settings.precision))
     context = [p for name, p in model.named_parameters() if ".context." in f".{name}"]
     rest = [p for name, p in model.named_parameters() if ".context." not in f".{name}"]
+    if settings.context_learning_rate is not None and not context:
+        raise ValueError("--context-lr: this model has no filterbank (add one with scripts/add_filterbank.py)")
     context_scale = (settings.context_learning_rate or settings.learning_rate) / settings.learning_rate
     groups = [{"params": rest, "scale": 1.0}] + ([{"params": context, "scale": context_scale}] if context else [])
     optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate, weight_decay=0.0)

@@ -1,6 +1,6 @@
-"""Give a trained waveform U-Net a learned filterbank at its deepest level, to fine-tune.
+"""Give a trained waveform U-Net a learned filterbank feeding one of its levels, to fine-tune.
 
-Usage: python scripts/add_filterbank.py MODEL --length 4096 [--level -1] -o OUT.pt
+Usage: python scripts/add_filterbank.py MODEL --length 4096 [--level -1] [--inputs 3] -o OUT.pt
 
 The result restores exactly as MODEL does (the filterbank's projection starts at zero: see
 ``FilterbankContext``); ``declipper train --init OUT.pt`` then teaches the U-Net to use it.
@@ -38,7 +38,8 @@ def main() -> None:
     metadata["version"] = __version__
     metadata.setdefault("stages", []).append({
         "stage": "filterbank added",
-        "command": f"python scripts/add_filterbank.py {args.model} --length {args.length} --level {args.level} --inputs {args.inputs} --seed {args.seed} -o {args.out}"})
+        "command": f"python scripts/add_filterbank.py {args.model} --length {args.length} --level {args.level} "
+                   f"--inputs {args.inputs} --seed {args.seed} -o {args.out}"})
     save_checkpoint(args.out, result, metadata)
     print(f"{args.out}: {args.model} with {args.length}-sample filters at level {result.net.context_level}")
 

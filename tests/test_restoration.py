@@ -210,6 +210,8 @@ def test_a_filterbank_is_refused_where_it_does_not_fit(random_model):
         with_filterbank(with_filterbank(random_model, 64), 64)
     with pytest.raises(ValueError, match="below the full-rate one"):
         with_filterbank(random_model, 64, level=0)
+    with pytest.raises(ValueError, match="no level 3 for a filterbank: the U-Net has 3"):
+        with_filterbank(random_model, 64, level=3)
     with pytest.raises(ValueError, match="y alone"):
         with_filterbank(random_model, 64, inputs=2)
 

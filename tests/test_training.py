@@ -174,6 +174,12 @@ def test_a_time_budget_ends_the_run_with_a_checkpoint(tmp_path, corpus):
     assert 0 < metadata["steps"] < 100000 and metadata["wall_time_s"] >= 2.0
 
 
+def test_a_filterbank_learning_rate_needs_a_filterbank(tmp_path, corpus, random_model_path):
+    settings = TrainSettings(steps=1, context_learning_rate=1e-3, **TINY)
+    with pytest.raises(ValueError, match="no filterbank"):
+        train([corpus], tmp_path / "m.pt", settings, tmp_path / "cache", init=random_model_path, log=lambda m: None)
+
+
 @pytest.mark.parametrize("rate", [0.0, -1e-3])
 def test_a_filterbank_learning_rate_must_be_positive(rate):
     with pytest.raises(ValueError, match="filterbank's learning rate"):
