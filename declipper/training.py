@@ -258,12 +258,16 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
 
     model.to(device).train()
     objective = Objective(settings, bf16=use_bf16(model, device, settings.precision))
-    context = [p for name, p in model.named_parameters() if ".context." in f".{name}"]
-    rest = [p for name, p in model.named_parameters() if ".context." not in f".{name}"]
+    context, rest = [], []
+    for name, parameter in model.named_parameters():
+        (context if ".context." in f".{name}" else rest).append(parameter)
     if settings.context_learning_rate is not None and not context:
         raise ValueError("--context-lr: this model has no filterbank (add one with scripts/add_filterbank.py)")
-    context_scale = (settings.context_learning_rate or settings.learning_rate) / settings.learning_rate
-    groups = [{"params": rest, "scale": 1.0}] + ([{"params": context, "scale": context_scale}] if context else [])
+    # each group's share of the scheduled rate; kept outside the groups, so that runs saved before
+    # the filterbank existed still resume
+    rate_scales = [1.0] + ([(settings.context_learning_rate or settings.learning_rate) / settings.learning_rate]
+                           if context else [])
+    groups = [{"params": rest}] + ([{"params": context}] if context else [])
     optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate, weight_decay=0.0)
     teacher = None
     step, wall, history, commands = 0, 0.0, [], []
@@ -333,8 +337,8 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
     stopping = out_of_time()
     while step < settings.steps and not stopping:
         started = time.perf_counter()
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step) * group["scale"]
+        for group, scale in zip(optimizer.param_groups, rate_scales):
+            group["lr"] = learning_rate(step) * scale
         y, physics, clean = source.batch(settings.batch, device)
         loss, parts = objective(model, teacher, y, physics, clean, device)
         optimizer.zero_grad(set_to_none=True)
