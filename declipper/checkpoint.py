@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from . import __version__
 from .network import Declipper, Ensemble, EnsembleConfig, Restorer, UNetConfig
 
 FORMAT = "declipper-checkpoint/1"
@@ -77,6 +78,15 @@ def save_checkpoint(path: str | os.PathLike, model: Restorer, metadata: dict[str
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def save_stage(path: str | os.PathLike, model: Restorer, metadata: dict[str, Any], stage: str, command: str) -> None:
+    """Save a model derived from a checkpoint (a part added, weights rearranged): its metadata keeps the
+    source's history and records this step, so the result tells how it was made."""
+    metadata = {key: value for key, value in metadata.items() if key not in ("format", "architecture", "config")}
+    metadata["version"] = __version__
+    metadata["stages"] = [*metadata.get("stages", []), {"stage": stage, "command": command}]
+    save_checkpoint(path, model, metadata)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -71,7 +71,8 @@ def train(
     crop: int = typer.Option(16384, help="Samples per crop."),
     learning_rate: float = typer.Option(1e-3, "--lr"),
     context_learning_rate: Optional[float] = typer.Option(None, "--context-lr", help="Peak learning rate of a "
-                                                          "filterbank added by scripts/add_filterbank.py (default: --lr)."),
+                                                          "filterbank or refiner added by scripts/add_filterbank.py or "
+                                                          "scripts/add_refiner.py (default: --lr)."),
     input_sdr: str = typer.Option("1,20", help="Range of input SDRs (dB) for simulated clipping."),
     consistency: str = typer.Option("mc", help="Self-supervised consistency loss: mc, or nmc (naive) to compare."),
     ei_weight: float = typer.Option(1.0, help="Weight of L_EI (0: L_MC alone)."),

@@ -48,8 +48,8 @@ class TrainSettings:
     batch: int = 16
     crop: int = 16384
     learning_rate: float = 1e-3
-    # peak rate of a filterbank context's weights (None: as the rest). Why: added to a trained U-Net,
-    # it starts from zero and must learn fast, while the U-Net around it only needs a fine-tune
+    # peak rate of an added filterbank's or refiner's weights (None: as the rest). Why: added to a
+    # trained U-Net, it starts from zero and must learn fast, while the U-Net only needs a fine-tune
     context_learning_rate: float | None = None
     input_sdr: tuple[float, float] = (1.0, 20.0)
     consistency: str = "mc"
@@ -96,7 +96,7 @@ class TrainSettings:
         if self.kernel < 1 or self.kernel % 2 == 0 or self.stride < 2:
             raise ValueError("the kernel must be odd and the stride at least 2")
         if self.context_learning_rate is not None and self.context_learning_rate <= 0:
-            raise ValueError("the filterbank's learning rate must be positive")
+            raise ValueError("the learning rate of an added part (--context-lr) must be positive")
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError("the time budget must be positive")
 
@@ -260,9 +260,10 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
     objective = Objective(settings, bf16=use_bf16(model, device, settings.precision))
     context, rest = [], []
     for name, parameter in model.named_parameters():
-        (context if ".context." in f".{name}" else rest).append(parameter)
+        (context if ".context." in f".{name}" or ".refiner." in f".{name}" else rest).append(parameter)
     if settings.context_learning_rate is not None and not context:
-        raise ValueError("--context-lr: this model has no filterbank (add one with scripts/add_filterbank.py)")
+        raise ValueError("--context-lr: this model has no filterbank or refiner (add one with "
+                         "scripts/add_filterbank.py or scripts/add_refiner.py)")
     # each group's share of the scheduled rate; kept outside the groups, so that runs saved before
     # the filterbank existed still resume
     rate_scales = [1.0] + ([(settings.context_learning_rate or settings.learning_rate) / settings.learning_rate]

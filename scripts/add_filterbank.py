@@ -12,8 +12,7 @@ from pathlib import Path
 
 import torch
 
-from declipper import __version__
-from declipper.checkpoint import load_checkpoint, resolve_model_path, save_checkpoint
+from declipper.checkpoint import load_checkpoint, resolve_model_path, save_stage
 from declipper.network import with_filterbank
 
 
@@ -33,14 +32,9 @@ def main() -> None:
         result = with_filterbank(model, args.length, args.level, args.inputs)
     except ValueError as error:
         raise SystemExit(f"{args.model}: {error}")
-    for key in ("format", "architecture", "config"):
-        metadata.pop(key, None)
-    metadata["version"] = __version__
-    metadata.setdefault("stages", []).append({
-        "stage": "filterbank added",
-        "command": f"python scripts/add_filterbank.py {args.model} --length {args.length} --level {args.level} "
-                   f"--inputs {args.inputs} --seed {args.seed} -o {args.out}"})
-    save_checkpoint(args.out, result, metadata)
+    save_stage(args.out, result, metadata, "filterbank added",
+               f"python scripts/add_filterbank.py {args.model} --length {args.length} --level {args.level} "
+               f"--inputs {args.inputs} --seed {args.seed} -o {args.out}")
     print(f"{args.out}: {args.model} with {args.length}-sample filters at level {result.net.context_level}")
 
 

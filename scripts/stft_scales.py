@@ -18,8 +18,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from declipper import __version__
-from declipper.checkpoint import load_checkpoint, resolve_model_path, save_checkpoint
+from declipper.checkpoint import load_checkpoint, resolve_model_path, save_stage
 from declipper.network import Declipper, Ensemble, untie_scales
 
 
@@ -35,13 +34,9 @@ def main() -> None:
     result = untie_scales(model) if args.untie else rescale(model, tuple(int(s) for s in args.scales.split(",")))
     if result is None:
         raise SystemExit(f"{args.model} has no spectral network, or it runs at these scales already (or at one only)")
-    for key in ("format", "architecture", "config"):
-        metadata.pop(key, None)
-    metadata["version"] = __version__
     option = "--untie" if args.untie else f"--scales {args.scales}"
-    metadata.setdefault("stages", []).append({"stage": "stft untie" if args.untie else "stft scales",
-                                              "command": f"python scripts/stft_scales.py {args.model} {option} -o {args.out}"})
-    save_checkpoint(args.out, result, metadata)
+    save_stage(args.out, result, metadata, "stft untie" if args.untie else "stft scales",
+               f"python scripts/stft_scales.py {args.model} {option} -o {args.out}")
     print(f"{args.out}: " + ", ".join(f"{m.config.domain} at scales {m.config.scales}" if m.config.domain == "stft"
                                       else m.config.domain for m in getattr(result, "members", [result])))
 

@@ -9,7 +9,7 @@ from declipper.engine import StreamingRestorer
 from declipper.evaluation import clip_at_input_sdr
 from declipper.network import (Declipper, Ensemble, EnsembleConfig, FoldedConv1d, RowConv1d,
                                RowConvTranspose1d, SignSymmetric, UNet, UNet1d, UNetConfig, frames_of, untie_scales,
-                               with_filterbank)
+                               with_filterbank, with_refiner)
 from tests.conftest import music
 
 RATE = 44100
@@ -214,6 +214,40 @@ def test_a_filterbank_is_refused_where_it_does_not_fit(random_model):
         with_filterbank(random_model, 64, level=3)
     with pytest.raises(ValueError, match="y alone"):
         with_filterbank(random_model, 64, inputs=2)
+
+
+def test_a_refiner_added_to_a_trained_network_changes_nothing_until_trained(tmp_path, random_model):
+    """with_refiner: the same restoration at first; once its last projection is non-zero it counts,
+    and the network stays consistent and scale-equivariant and survives a checkpoint."""
+    torch.manual_seed(8)
+    model = with_refiner(random_model, 256, 64, 32)
+    assert model.config.refine == 256 and not model.refiner.exit.weight.any()
+    y, levels = clip_at_input_sdr(music(2, RATE, seed=26), 3.0)
+    fp32 = EngineSettings(precision="fp32", window=4096)
+    before = restore(y, RATE, random_model, levels=levels, engine=fp32)
+    np.testing.assert_array_equal(restore(y, RATE, model.eval(), levels=levels, engine=fp32), before)
+    with torch.no_grad():
+        model.refiner.exit.weight.normal_(0, 0.1)
+    out = restore(y, RATE, model, levels=levels, engine=fp32)
+    assert np.abs(out - before).max() > 0.1 * np.abs(before - y).max()
+    assert_consistent_and_scale_equivariant(model, y, levels, out, 0.5, fp32)
+    save_checkpoint(tmp_path / "r.pt", model, {})
+    loaded, _ = load_checkpoint(tmp_path / "r.pt")
+    assert loaded.config == model.config
+    np.testing.assert_array_equal(restore(y, RATE, loaded, levels=levels, engine=fp32), out)
+
+
+def test_a_refiner_is_refused_where_it_does_not_fit(random_model):
+    with pytest.raises(ValueError, match="whole number of hops, at least two"):
+        with_refiner(random_model, 256, 256, 32)
+    with pytest.raises(ValueError, match="whole number of hops"):
+        with_refiner(random_model, 256, 96, 32)
+    with pytest.raises(ValueError, match="has none"):
+        with_refiner(with_refiner(random_model, 256, 64, 32), 256, 64, 32)
+    with pytest.raises(ValueError, match="consistent waveform U-Net only"):
+        Declipper(UNetConfig(widths=(8, 16), output="free", refine=256, refine_hop=64))
+    with pytest.raises(ValueError, match="consistent waveform U-Net only"):
+        Declipper(UNetConfig(widths=(4, 8, 16), kernel=3, stride=2, domain="stft", n_fft=256, hop=64, refine=256))
 
 
 def test_windows_are_never_shorter_than_the_network_needs():
