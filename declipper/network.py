@@ -608,22 +608,24 @@ def with_filterbank(model: Declipper, length: int, level: int = -1, inputs: int 
     """A copy of a waveform U-Net with a FilterbankContext of ``length``-sample filters joining
     ``level``: it restores exactly as ``model`` does (the context's projection starts at zero) until
     fine-tuned."""
-    if not isinstance(model, Declipper) or model.config.domain != "time" or model.config.bank:
-        raise ValueError("a filterbank is added to a single waveform U-Net that has none")
-    result = Declipper(replace(model.config, bank=length, bank_level=level, bank_inputs=inputs))
-    missing, unexpected = result.load_state_dict(model.state_dict(), strict=False)
-    assert not unexpected and all(name.startswith("net.context.") for name in missing)
-    return result
+    return _with_part(model, "filterbank", "net.context.", bank=length, bank_level=level, bank_inputs=inputs)
 
 
 def with_refiner(model: Declipper, n_fft: int, hop: int, width: int) -> Declipper:
     """A copy of a waveform U-Net followed by a SpectralRefiner: it restores exactly as ``model``
     does (the refiner's last projection starts at zero) until fine-tuned."""
-    if not isinstance(model, Declipper) or model.config.domain != "time" or model.config.refine:
-        raise ValueError("a refiner is added to a single waveform U-Net that has none")
-    result = Declipper(replace(model.config, refine=n_fft, refine_hop=hop, refine_width=width))
+    return _with_part(model, "refiner", "refiner.", refine=n_fft, refine_hop=hop, refine_width=width)
+
+
+def _with_part(model: Declipper, part: str, prefix: str, **settings: int) -> Declipper:
+    """``model``'s weights in a network whose config has ``settings``, which add the part whose
+    parameters are named ``prefix``...; the first setting is the one that is 0 without it."""
+    switch = next(iter(settings))
+    if not isinstance(model, Declipper) or model.config.domain != "time" or getattr(model.config, switch):
+        raise ValueError(f"a {part} is added to a single waveform U-Net that has none")
+    result = Declipper(replace(model.config, **settings))
     missing, unexpected = result.load_state_dict(model.state_dict(), strict=False)
-    assert not unexpected and all(name.startswith("refiner.") for name in missing)
+    assert not unexpected and all(name.startswith(prefix) for name in missing)
     return result
 
 
