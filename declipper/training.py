@@ -258,17 +258,17 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
 
     model.to(device).train()
     objective = Objective(settings, bf16=use_bf16(model, device, settings.precision))
-    context, rest = [], []
+    added, rest = [], []  # parts added to a trained network (a filterbank, a refiner), and the network
     for name, parameter in model.named_parameters():
-        (context if ".context." in f".{name}" or ".refiner." in f".{name}" else rest).append(parameter)
-    if settings.context_learning_rate is not None and not context:
+        (added if {"context", "refiner"} & set(name.split(".")) else rest).append(parameter)
+    if settings.context_learning_rate is not None and not added:
         raise ValueError("--context-lr: this model has no filterbank or refiner (add one with "
                          "scripts/add_filterbank.py or scripts/add_refiner.py)")
     # each group's share of the scheduled rate; kept outside the groups, so that runs saved before
     # the filterbank existed still resume
     rate_scales = [1.0] + ([(settings.context_learning_rate or settings.learning_rate) / settings.learning_rate]
-                           if context else [])
-    groups = [{"params": rest}] + ([{"params": context}] if context else [])
+                           if added else [])
+    groups = [{"params": rest}] + ([{"params": added}] if added else [])
     optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate, weight_decay=0.0)
     teacher = None
     step, wall, history, commands = 0, 0.0, [], []
