@@ -460,6 +460,13 @@ class SpectralUNet(UNet):
         return waveform.unsqueeze(1)
 
 
+def beyond_levels(y: torch.Tensor, high: torch.Tensor, low: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor,
+                  excess: torch.Tensor) -> torch.Tensor:
+    """y with each saturated sample moved ``excess`` (>= 0) beyond its level, outward: consistent with y
+    by construction."""
+    return torch.where(high, torch.maximum(y, upper) + excess, torch.where(low, torch.minimum(y, lower) - excess, y))
+
+
 class Declipper(nn.Module):
     """Measurement + mask + levels -> a restored signal that is consistent with the measurement."""
 
@@ -497,14 +504,13 @@ class Declipper(nn.Module):
         # at or beyond the level on saturated samples, y elsewhere: consistent as it stands; several
         # STFT scales average their excesses, as an ensemble averages its members' estimates
         excess = sum(output.abs() for output in outputs) / len(outputs)
-        estimate = torch.where(high, torch.maximum(y, upper) + excess, torch.where(low, torch.minimum(y, lower) - excess, y))
+        estimate = beyond_levels(y, high, low, upper, lower, excess)
         if self.refiner is None:
             return estimate
         # the correction moves a saturated sample outward where positive; |.| keeps it beyond its level
         signs = high.to(y.dtype) - low.to(y.dtype)
         correction = self.refiner(estimate / scale, signs.abs()).to(y.dtype) * scale
-        excess = (excess + signs * correction).abs()
-        return torch.where(high, torch.maximum(y, upper) + excess, torch.where(low, torch.minimum(y, lower) - excess, y))
+        return beyond_levels(y, high, low, upper, lower, (excess + signs * correction).abs())
 
 
 @dataclass(frozen=True)
