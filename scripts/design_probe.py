@@ -123,14 +123,13 @@ def train(args):
                         "state": model.state_dict(), "step": step}, args.out)
 
 
-def restore(model, clipped, theta, passes):
+def restore(model, clipped, theta):
     """clipped [frames, channels] -> restored, whole excerpt at once (padded to the U-Net's multiple)."""
     frames = clipped.shape[0]
     padded = -(-frames // CONFIG.multiple) * CONFIG.multiple
     y = torch.from_numpy(np.ascontiguousarray(clipped.T)).float()
     y = torch.nn.functional.pad(y, (0, padded - frames))
     level = torch.full((y.shape[0], 1), float(theta))
-    model.passes = passes
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(y, level)[-1]
     return out[:, :frames].float().numpy().T
@@ -139,16 +138,16 @@ def restore(model, clipped, theta, passes):
 def evaluate(args):
     torch.set_num_threads(args.threads)
     saved = torch.load(args.model)
-    model = ProbeDeclipper(saved["features"], saved["passes"]).eval()
-    model.load_state_dict(saved["state"])
     passes = args.passes or saved["passes"]
+    model = ProbeDeclipper(saved["features"], passes).eval()
+    model.load_state_dict(saved["state"])
     results = {}
     for level in (float(v) for v in args.levels.split(",")):
         scores = []
         for path in sorted(Path(args.folder).glob("*")):
             clean, rate = sf.read(str(path), dtype="float32", always_2d=True)
             clipped, clip_levels = clip_at_input_sdr(clean, level)
-            restored = restore(model, clipped, clip_levels.upper[0], passes)
+            restored = restore(model, clipped, clip_levels.upper[0])
             scores.append(delta_sdr(clean, clipped, restored)["delta_sdr"])
         results[level] = round(float(np.mean(scores)), 2)
     print(args.model, f"step {saved['step']}", f"passes {passes}", " / ".join(f"{v:.2f}" for v in results.values()),
