@@ -17,10 +17,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .audio import OutputPlan, atomic_target, copy_unchanged, info, open_writer, plan_output, read_blocks
+from .audio import (OutputPlan, atomic_target, copy_unchanged, info, open_writer, plan_output, read_blocks,
+                    truncation_warning)
 from .checkpoint import load_checkpoint, resolve_model_path
 from .detection import (DetectionSettings, LevelEstimator, MaskStatistics, estimate_levels, fixed_levels,
-                        severity)
+                        severity, unrestorable_channels)
 from .engine import EngineSettings, StreamingRestorer
 from .hybrid import HYBRID_MODEL, SPARSE_SHARE, HybridRestorer
 from .network import Restorer, SignSymmetric
@@ -124,6 +125,8 @@ def restore(audio: np.ndarray, sample_rate: int, model: Restorer | None = None,
     frames = as_frames(audio)
     if levels is None:
         levels = find_levels(frames, detection)
+    saturated = channel_mask(torch.from_numpy(np.ascontiguousarray(frames.T)), levels.as_tensors()) != 0
+    levels = levels.without(unrestorable_channels(saturated.float().mean(dim=1).tolist()))
     if not levels.any_clipped:
         return frames.reshape(original_shape).copy()
     restorer = make_restorer(method, model, levels, engine, detection.min_run, sparse_share=sparse_share,
@@ -150,6 +153,8 @@ class FileReport:
     seconds: float = 0.0
     action: str = ""
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)  # partial files of an interrupted run, deleted
 
     @property
     def severity(self) -> str:
@@ -164,23 +169,50 @@ class FileReport:
             "clipped_fraction": self.clipped_fraction, "longest_run": self.longest_run,
             "severity": self.severity, "input_peak": self.input_peak, "restored_peak": self.restored_peak,
             "gain_db": 20 * math.log10(self.gain), "seconds": round(self.seconds, 3), "action": self.action,
-            "error": self.error,
+            "error": self.error, "warnings": self.warnings, "removed_partial_files": [str(p) for p in self.removed],
         }
 
 
-def _file_levels(source: Path, frames: int, detection: DetectionSettings, channels: int,
-                 progress: ProgressCallback | None) -> ClippingLevels:
-    """First pass over a file: the levels, from the amplitude distribution of all of it."""
-    if detection.threshold is not None:
-        return fixed_levels(channels, detection.threshold, detection.tolerance)
-    estimator = LevelEstimator(channels, detection.tolerance)
+@dataclass
+class Survey:
+    """The first pass over a file: its levels, and the channels with nothing to restore from."""
+
+    levels: ClippingLevels
+    saturated_share: list[float]
+    warnings: list[str]
+
+    @property
+    def unrestorable(self) -> list[int]:
+        return unrestorable_channels(self.saturated_share)
+
+    @property
+    def restorable_levels(self) -> ClippingLevels:
+        return self.levels.without(self.unrestorable)
+
+
+def survey_file(source: Path, details, detection: DetectionSettings,
+                progress: ProgressCallback | None) -> Survey:
+    """Read the whole file once before anything is written: the levels come from the amplitude
+    distribution of all of it, and a file that cannot be read through (non-finite samples, a
+    decoding error) fails here, with nothing written."""
+    estimator = LevelEstimator(details.channels, detection.tolerance)
     done = 0
     for block in read_blocks(source):
         estimator.update(block)
         done += len(block)
         if progress:
-            progress("detect", done, frames)
-    return estimator.levels()
+            progress("detect", done, details.frames)
+    if detection.threshold is not None:
+        levels = fixed_levels(details.channels, detection.threshold, detection.tolerance)
+    else:
+        levels = estimator.levels()
+    survey = Survey(levels, estimator.saturated_share(levels), [])
+    truncated = truncation_warning(details)
+    if truncated:
+        survey.warnings.append(truncated)
+    survey.warnings.extend(f"channel {c + 1}: {100 * survey.saturated_share[c]:.1f} % of its samples saturated, "
+                           "nothing to restore from: left as it is" for c in survey.unrestorable)
+    return survey
 
 
 def scan_file(source: str | os.PathLike, detection: DetectionSettings = DetectionSettings(),
@@ -189,7 +221,8 @@ def scan_file(source: str | os.PathLike, detection: DetectionSettings = Detectio
     started = time.perf_counter()
     source = Path(source)
     details = info(source)
-    levels = _file_levels(source, details.frames, detection, details.channels, progress)
+    survey = survey_file(source, details, detection, progress)
+    levels = survey.levels
     stats = MaskStatistics(details.channels)
     tensors = levels.as_tensors()
     peak, done, tail = 0.0, 0, None
@@ -205,7 +238,7 @@ def scan_file(source: str | os.PathLike, detection: DetectionSettings = Detectio
             progress("scan", done, details.frames)
     return FileReport(source, None, details.channels, details.samplerate, details.frames, levels,
                       stats.clipped_fraction.tolist(), stats.longest.tolist(), peak, peak, 1.0,
-                      time.perf_counter() - started, "scanned")
+                      time.perf_counter() - started, "scanned", warnings=survey.warnings)
 
 
 def restore_file(source: str | os.PathLike, target: str | os.PathLike, model: Restorer | None = None,
@@ -224,13 +257,16 @@ def restore_file(source: str | os.PathLike, target: str | os.PathLike, model: Re
     details = info(source)
     check_rate(details.samplerate)
     plan = plan_output(source, target, headroom, ceiling_db)
-    levels = _file_levels(source, details.frames, detection, details.channels, progress)
-    report = FileReport(source, plan.path, details.channels, details.samplerate, details.frames, levels)
+    survey = survey_file(source, details, detection, progress)
+    levels = survey.restorable_levels
+    report = FileReport(source, plan.path, details.channels, details.samplerate, details.frames, survey.levels,
+                        warnings=survey.warnings)
     if not levels.any_clipped:
         copy_unchanged(source, plan, details.samplerate, details.channels)
-        report.clipped_fraction = [0.0] * details.channels
+        report.clipped_fraction = [float(s) if survey.unrestorable else 0.0 for s in survey.saturated_share]
         report.longest_run = [0] * details.channels
-        report.action = "no clipping found: copied unchanged"
+        report.action = ("nothing to restore from: copied unchanged" if survey.unrestorable
+                         else "no clipping found: copied unchanged")
         report.seconds = time.perf_counter() - started
         return report
     restorer = make_restorer(method, model, levels, engine, detection.min_run, progress, sparse_share, sparse_settings)
@@ -257,7 +293,9 @@ def restore_file(source: str | os.PathLike, target: str | os.PathLike, model: Re
         finally:
             if staging != temporary and staging.exists():
                 staging.unlink()
-    report.clipped_fraction = stats.clipped_fraction.tolist()
+    # a channel left as it is was not masked: its share is the first pass's
+    report.clipped_fraction = [survey.saturated_share[c] if c in survey.unrestorable else float(f)
+                               for c, f in enumerate(stats.clipped_fraction)]
     report.longest_run = stats.longest.tolist()
     report.action = plan.describe(report.gain)
     report.seconds = time.perf_counter() - started

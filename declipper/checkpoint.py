@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -95,10 +96,16 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not path.exists():
         raise CheckpointError(f"model checkpoint not found: {path}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols are not the user's business
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many kinds for a corrupt or foreign file
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"cannot read model checkpoint {path}: {first_line}") from None
+        # torch's own message may suggest loading unsafely: it is never passed on
+        if "Unsupported global" in str(error):
+            reason = "it holds Python objects other than tensors, which are refused (nothing in it was run)"
+        else:
+            reason = "the file is damaged or of another kind (only tensors and plain data are ever loaded)"
+        raise CheckpointError(f"cannot read model checkpoint {path}: not a declipper checkpoint: {reason}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a declipper checkpoint (expected format {FORMAT})")
     try:

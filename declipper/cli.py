@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import shlex
 import sys
@@ -19,7 +20,7 @@ from .network import UNetConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Restore clipped audio with a network trained to invert clipping.")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # messages stay one line each, however long
 SYMMETRIC_HELP = ("Also restore the negated signal and average the two: +0.06-0.09 dB with the large "
                   "model on held-out music, twice the time.")
 SPEEDUP_HELP = ("A-SPADE (--method aspade or hybrid) N times faster: its sparsity grows N times faster and it "
@@ -40,8 +41,15 @@ def set_threads(threads: Optional[int]) -> None:
         pass
 
 
+def shown(value) -> str:
+    """User data (paths, messages) as literal text, never as rich markup: '[live]' stays."""
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
 def fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    console.print(f"[red]error:[/red] {shown(message)}")
     raise typer.Exit(2)
 
 
@@ -168,21 +176,14 @@ def detection_settings(threshold: Optional[str], tolerance: float, min_run: int)
         fail(str(error))
 
 
-def gather_inputs(paths: List[Path], pattern: str) -> list[tuple[Path, Optional[Path]]]:
-    """(file, the folder it was found under) for every input; folders are searched recursively."""
-    from .audio import audio_files
+def gather_inputs(paths: List[Path], pattern: str) -> list[Path]:
+    """Every input file (folders are searched recursively), or a one-line error."""
+    from .batch import PlanError, find_inputs
 
-    found: list[tuple[Path, Optional[Path]]] = []
-    for path in paths:
-        if path.is_dir():
-            found.extend((f, path) for f in audio_files([path], pattern))
-        elif path.exists():
-            found.append((path, None))
-        else:
-            fail(f"no such file or folder: {path}")
-    if not found:
-        fail("no audio files found in " + ", ".join(map(str, paths)))
-    return found
+    try:
+        return [path for path, _ in find_inputs(paths, pattern)]
+    except PlanError as error:
+        fail(str(error))
 
 
 def format_levels(levels) -> str:
@@ -235,10 +236,11 @@ def fix(
     window: int = typer.Option(EngineSettings().window, help="Samples per network window."),
     batch: int = typer.Option(EngineSettings().batch, help="Windows per network call."),
     threads: Optional[int] = typer.Option(None, help="Torch CPU threads (default: one per core, at most 8)."),
+    json_output: bool = typer.Option(False, "--json", help="Print a JSON report instead of a table."),
 ) -> None:
     """Detect clipping, restore it, and write the result."""
-    from .api import METHODS, FileReport, load_model, method_model, restore_file
-    from .audio import AudioError, output_path
+    from .api import METHODS, load_model, method_model, restore_file
+    from .batch import PlanError, plan_jobs, run_jobs
     from .checkpoint import CheckpointError
     from .engine import resolve_device
     from .sparse import ASpadeSettings
@@ -249,42 +251,36 @@ def fix(
         fail(f"--headroom must be auto, float or gain, not {headroom!r}")
     if method not in METHODS:
         fail(f"--method must be {', '.join(METHODS)}, not {method!r}")
-    try:
+    try:  # inputs and outputs first: a wrong path must not wait for the model
+        jobs = plan_jobs(paths, output, in_place, glob)
         resolve_device(device)
         check_share(sparse_share)
         sparse_settings = ASpadeSettings().quicker(sparse_speedup)
         network = None if method == "aspade" else load_model(method_model(method, model), symmetric)
-    except (CheckpointError, ValueError) as error:
+    except (PlanError, CheckpointError, ValueError) as error:
         fail(str(error))
-    inputs = gather_inputs(paths, glob)
-    many = len(inputs) > 1 or any(root is not None for _, root in inputs)
-    if in_place and output is not None:
-        fail("--in-place and --output exclude each other")
-    if output is not None and len(inputs) > 1 and output.suffix and not output.is_dir():
-        fail(f"{len(inputs)} inputs need an output folder, not the file {output}")
     engine = EngineSettings(window=window, batch=batch, device=device, precision=precision)
-    reports: list[FileReport] = []
     with progress_display() as progress:
-        files_task = progress.add_task("files", total=len(inputs))
-        for source, root in inputs:
-            target = output_path(source, output, root, many, in_place)
-            if skip_existing and not in_place and target.exists():
-                reports.append(FileReport(source, target, action="skipped: output exists"))
-                progress.advance(files_task)
-                continue
-            file_task = progress.add_task(source.name, total=1)
+        files_task = progress.add_task("files", total=len(jobs))
 
-            def show(stage: str, done: int, total: int, task=file_task, name=source.name) -> None:
-                progress.update(task, description=f"{stage} {name}", completed=done, total=max(total, 1))
+        def work(job):
+            file_task = progress.add_task(shown(job.source.name), total=1)
+
+            def show(stage: str, done: int, total: int) -> None:
+                progress.update(file_task, description=f"{stage} {shown(job.source.name)}", completed=done,
+                                total=max(total, 1))
 
             try:
-                reports.append(restore_file(source, target, network, settings, engine, headroom, ceiling, show,
-                                            method, sparse_share, sparse_settings))
-            except (AudioError, ValueError, RuntimeError, OSError) as error:
-                reports.append(FileReport(source, target, error=str(error).splitlines()[0]))
-            progress.remove_task(file_task)
-            progress.advance(files_task)
-    print_fix_summary(reports)
+                return restore_file(job.source, job.target, network, settings, engine, headroom, ceiling, show,
+                                    method, sparse_share, sparse_settings)
+            finally:
+                progress.remove_task(file_task)
+
+        reports = run_jobs(jobs, work, skip_existing, lambda _: progress.advance(files_task))
+    if json_output:
+        print(json.dumps([r.to_json() for r in reports], indent=2))
+    else:
+        print_fix_summary(reports)
     if any(r.error for r in reports):
         raise typer.Exit(1)
 
@@ -300,19 +296,30 @@ def print_fix_summary(reports) -> None:
         table.add_column(column, justify="left" if left else "right", overflow="fold" if left else "ellipsis")
     for r in reports:
         if r.error:
-            table.add_row(str(r.source), "", "", "", "", "[red]failed[/red]", "")
+            table.add_row(shown(r.source), "", "", "", "", "[red]failed[/red]", "")
             continue
         clipped = "\n".join(f"{100 * f:.2f}" for f in r.clipped_fraction) or "-"
         peak = f"{20 * math.log10(r.restored_peak):+.2f} dBFS" if r.restored_peak > 0 else "-"
-        name = f"{r.source}\n→ {r.target}" if r.target else str(r.source)
-        table.add_row(name, str(r.channels or ""), clipped, format_levels(r.levels), peak, r.action,
+        name = shown(f"{r.source}\n→ {r.target}" if r.target else r.source)
+        name += "\n[yellow]warning: see below[/yellow]" if r.warnings else ""
+        table.add_row(name, str(r.channels or ""), clipped, format_levels(r.levels), peak, shown(r.action),
                       f"{r.seconds:.1f}")
     Console().print(table)
+    report_problems(reports)
     failed = [r for r in reports if r.error]
-    for r in failed:
-        console.print(f"[red]failed:[/red] {r.source}: {r.error}")
     console.print(f"{len(reports) - len(failed)} of {len(reports)} files done"
                   + (f", [red]{len(failed)} failed[/red]" if failed else ""))
+
+
+def report_problems(reports) -> None:
+    """Below the table, on stderr: what failed and why, warnings, and what was cleaned up."""
+    for r in reports:
+        for path in r.removed:
+            console.print(f"removed a partial file of an interrupted run: {shown(path)}")
+        for warning in r.warnings:
+            console.print(f"[yellow]warning:[/yellow] {shown(r.source)}: {shown(warning)}")
+        if r.error:
+            console.print(f"[red]failed:[/red] {shown(r.source)}: {shown(r.error)}")
 
 
 @app.command()
@@ -325,29 +332,27 @@ def scan(
     min_run: int = typer.Option(1, help="Shortest run of saturated samples that counts."),
 ) -> None:
     """Report clipping without writing audio."""
-    import json
     import math
 
     from rich.table import Table
 
     from .api import FileReport, scan_file
-    from .audio import AudioError
+    from .batch import Job, run_jobs
 
     settings = detection_settings(threshold, tolerance, min_run)
-    reports: list[FileReport] = []
+    jobs = [Job(source) for source in gather_inputs(paths, glob)]
     with progress_display() as progress:
-        files_task = progress.add_task("files", total=None)
-        inputs = gather_inputs(paths, glob)
-        progress.update(files_task, total=len(inputs))
-        for source, _ in inputs:
-            task = progress.add_task(source.name, total=1)
+        files_task = progress.add_task("files", total=len(jobs))
+
+        def work(job: Job) -> FileReport:
+            task = progress.add_task(shown(job.source.name), total=1)
             try:
-                reports.append(scan_file(source, settings, lambda stage, done, total, t=task:
-                                         progress.update(t, completed=done, total=max(total, 1))))
-            except (AudioError, ValueError) as error:
-                reports.append(FileReport(source, error=str(error).splitlines()[0]))
-            progress.remove_task(task)
-            progress.advance(files_task)
+                return scan_file(job.source, settings, lambda stage, done, total:
+                                 progress.update(task, completed=done, total=max(total, 1)))
+            finally:
+                progress.remove_task(task)
+
+        reports = run_jobs(jobs, work, on_done=lambda _: progress.advance(files_task))
     if json_output:
         print(json.dumps([r.to_json() for r in reports], indent=2))
     else:
@@ -357,12 +362,14 @@ def scan(
             table.add_column(column, justify="left" if left else "right", overflow="fold" if left else "ellipsis")
         for r in reports:
             if r.error:
-                table.add_row(str(r.source), "", "", "", "", "", f"[red]unreadable: {r.error}[/red]")
+                table.add_row(shown(r.source), "", "", "", "", "", "[red]failed[/red]")
                 continue
             peak = f"{20 * math.log10(r.input_peak):+.2f} dBFS" if r.input_peak else "-"
-            table.add_row(str(r.source), str(r.channels), "\n".join(f"{100 * f:.3f}" for f in r.clipped_fraction),
+            name = shown(r.source) + ("\n[yellow]warning: see below[/yellow]" if r.warnings else "")
+            table.add_row(name, str(r.channels), "\n".join(f"{100 * f:.3f}" for f in r.clipped_fraction),
                           "\n".join(map(str, r.longest_run)), format_levels(r.levels), peak, r.severity)
         Console().print(table)
+        report_problems(reports)
     if any(r.error for r in reports):
         raise typer.Exit(1)
 
@@ -393,8 +400,6 @@ def evaluate(
                                         / "declipper" / "scores", help="Where baseline scores are kept."),
 ) -> None:
     """Clip clean audio at given input SDRs (the survey's rule), restore it, and score the gain."""
-    import json
-
     from rich.table import Table
 
     import numpy as np
@@ -413,6 +418,7 @@ def evaluate(
         fail(f"--baseline must be aspade, not {baseline!r}")
     if method not in ("network", "hybrid"):
         fail(f"--method must be network or hybrid, not {method!r}")
+    files = gather_inputs(clean, glob)  # before the model: a wrong path must not wait for it
     try:
         check_share(sparse_share)
         hybrid_settings = settings.quicker(sparse_speedup)
@@ -420,7 +426,6 @@ def evaluate(
         where = resolve_device(device)
     except (CheckpointError, ValueError) as error:
         fail(str(error))
-    files = [path for path, _ in gather_inputs(clean, glob)]
     engine = EngineSettings(device=device, precision=precision, window=window)
     if where.type == "cuda":
         settings, hybrid_settings = (dataclasses.replace(s, batch=512) for s in (settings, hybrid_settings))

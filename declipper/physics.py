@@ -137,6 +137,14 @@ class ClippingLevels:
     def any_clipped(self) -> bool:
         return any(self.clipped(c) for c in range(self.channels))
 
+    def without(self, channels: list[int]) -> "ClippingLevels":
+        """The same levels with ``channels`` marked unclipped, so that they are left as they are."""
+        def keep(values: tuple[float, ...], off: float) -> tuple[float, ...]:
+            return tuple(off if c in channels else v for c, v in enumerate(values))
+
+        return ClippingLevels(keep(self.upper, math.inf), keep(self.lower, -math.inf), keep(self.upper_spread, 0.0),
+                              keep(self.lower_spread, 0.0))
+
     def scale(self, channel: int) -> float:
         """The amplitude the network works in: the mean magnitude of the finite levels."""
         finite = [abs(v) for v in (self.upper[channel], self.lower[channel]) if math.isfinite(v)]
