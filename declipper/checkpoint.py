@@ -44,6 +44,12 @@ def default_model_path() -> Path:
     return MODELS_DIR / DEFAULT_MODEL
 
 
+def shipped_models() -> dict[str, Path]:
+    """The shipped models by name ('small' for declipper-small.pt), found beside the default one."""
+    folder = default_model_path().parent
+    return {path.stem.removeprefix("declipper-"): path for path in sorted(folder.glob("declipper-*.pt"))}
+
+
 def resolve_model_path(name: str | os.PathLike | None) -> Path:
     """A path, or the name of a shipped model ('small' -> models/declipper-small.pt)."""
     if name is None:

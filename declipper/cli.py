@@ -17,15 +17,29 @@ from rich.console import Console
 from .engine import EngineSettings, default_threads
 from .hybrid import SPARSE_SHARE, check_share
 from .network import UNetConfig
+from .presets import DEFAULT_PRESET
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Restore clipped audio with a network trained to invert clipping.")
 console = Console(stderr=True, soft_wrap=True)  # messages stay one line each, however long
-SYMMETRIC_HELP = ("Also restore the negated signal and average the two: +0.06-0.09 dB with the large "
-                  "model on held-out music, twice the time.")
-SPEEDUP_HELP = ("A-SPADE (--method aspade or hybrid) N times faster: its sparsity grows N times faster and it "
-                 "stops N times sooner. 1: the survey's settings; 4 cost 0.04 dB alone and 0.06-0.07 dB in the "
-                 "hybrid on held-out and test music.")
+ADVANCED = "Advanced"
+TRAINING_MODEL = "Network shape (with --init none)"
+SYMMETRIC_HELP = "Also restore the signal upside down and average: a little better, twice the time."
+SPEEDUP_HELP = "A-SPADE N times faster, with N times fewer iterations (1: the survey's settings)."
+MODEL_HELP = "small, large (see 'declipper models') or a checkpoint file."
+DEVICE_HELP = "auto (a GPU if there is one), cpu or cuda."
+PRECISION_HELP = "auto (bf16 where fast and exact enough), bf16 or fp32."
+THREADS_HELP = "CPU threads (default: one per core, up to 8)."
+TOLERANCE_HELP = "How far below the level a sample still counts as clipped (a share of it)."
+
+
+def _flags_show_no_type(option, ctx):
+    """Typer's rich help writes <bool> beside a flag as if it took a value: flags show as flags."""
+    return "" if getattr(option, "is_flag", False) else _option_type(option, ctx)
+
+
+_option_type = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _flags_show_no_type
 
 
 @app.callback()
@@ -67,8 +81,9 @@ def number_list(text: str, option: str, count: int | None = None) -> list[float]
 def train(
     data: List[Path] = typer.Argument(..., help="Folders or files of audio to learn from."),
     out: Path = typer.Option(..., "--out", help="Checkpoint to write (OUT.resume holds the state to resume)."),
-    mode: str = typer.Option("supervised", help="supervised: clean audio clipped on the fly, scored against "
-                                                "the clean signal; self-supervised: L_MC + L_EI from clipped audio alone."),
+    mode: str = typer.Option("supervised", help="supervised: DATA is clean audio, clipped on the fly and scored "
+                                                "against the original; self-supervised: DATA is clipped audio "
+                                                "alone (your own recordings), no clean copy needed."),
     clipping: str = typer.Option("auto", help="simulate: DATA is clean and is clipped on the fly; real: DATA is "
                                               "clipped already (levels from the detector); auto: simulate for "
                                               "supervised, real for self-supervised."),
@@ -77,44 +92,53 @@ def train(
     steps: int = typer.Option(5000, help="Optimizer steps in all."),
     batch: int = typer.Option(16, help="Crops per step (per process under torchrun)."),
     crop: int = typer.Option(16384, help="Samples per crop."),
-    learning_rate: float = typer.Option(1e-3, "--lr"),
-    context_learning_rate: Optional[float] = typer.Option(None, "--context-lr", help="Peak learning rate of a "
-                                                          "filterbank or refiner added by scripts/add_filterbank.py or "
-                                                          "scripts/add_refiner.py (default: --lr)."),
-    input_sdr: str = typer.Option("1,20", help="Range of input SDRs (dB) for simulated clipping."),
-    consistency: str = typer.Option("mc", help="Self-supervised consistency loss: mc, or nmc (naive) to compare."),
-    ei_weight: float = typer.Option(1.0, help="Weight of L_EI (0: L_MC alone)."),
-    gains: Optional[str] = typer.Option(None, help="Range of the EI gains g (log-uniform; default 1,2 when "
-                                        "fine-tuning self-supervised, else 1,6)."),
-    ei_region: Optional[str] = typer.Option(None, help="reliable: score L_EI only where y was reliable; all: on "
-                                                       "every sample. Default: all when fine-tuning (with a frozen "
-                                                       "teacher), reliable from scratch (all diverged there)."),
-    teacher_decay: Optional[float] = typer.Option(None, help="EMA decay of a teacher network for EI targets (0: "
-                                                             "none; 1: the starting model, frozen). Default: 1 when "
-                                                             "fine-tuning, 0 from scratch."),
-    widths: str = typer.Option(",".join(map(str, UNetConfig().widths)), help="U-Net widths per level, for --init none."),
-    kernel: int = typer.Option(UNetConfig().kernel, help="U-Net kernel size, for --init none."),
-    stride: int = typer.Option(UNetConfig().stride, help="U-Net down-sampling factor per level, for --init none."),
-    domain: str = typer.Option("time", help="For --init none: time (1-D U-Net on the waveform) or stft (2-D "
-                               "U-Net on short-time spectra)."),
-    n_fft: int = typer.Option(UNetConfig().n_fft, help="STFT size, for --domain stft."),
-    hop: int = typer.Option(UNetConfig().hop, help="STFT hop, for --domain stft."),
-    scales: str = typer.Option(",".join(map(str, UNetConfig().scales)),
-                               help="For --domain stft: multiples of --n-fft and --hop that the same weights "
-                                    "also run at, their estimates averaged (1,2: frames of N and 2N)."),
+    learning_rate: float = typer.Option(1e-3, "--lr", help="Peak learning rate (warm-up, then cosine decay)."),
+    input_sdr: str = typer.Option("1,20", help="For simulated clipping: the range of clipping strengths, as the "
+                                               "signal-to-distortion ratio (dB) of the clipped audio."),
     minutes: Optional[float] = typer.Option(None, help="Stop after this much training time; the learning-rate "
                                             "schedule then runs over the time, not the steps."),
-    output: str = typer.Option("consistent", help="For --init none: consistent (the network predicts only the "
-                                                  "excess of saturated samples) or free (a correction on every "
-                                                  "sample, projected at inference)."),
-    resume: bool = typer.Option(False, help="Continue an interrupted run from OUT.resume."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from OUT.resume."),
     validate: List[Path] = typer.Option([], help="Held-out clean audio scored at every checkpoint."),
     cache: Path = typer.Option(Path(".declipper-cache"), help="Where decoded audio is cached."),
     checkpoint_every: int = typer.Option(250, help="Steps between checkpoints."),
-    seed: int = typer.Option(0),
-    device: str = typer.Option("auto", help="auto, cpu or cuda."),
-    precision: str = typer.Option("auto", help="auto (bf16 where fast), bf16 or fp32."),
-    threads: Optional[int] = typer.Option(None, help="Torch CPU threads (default: one per core, at most 8)."),
+    seed: int = typer.Option(0, help="Seed of the crops, clipping strengths and initial weights."),
+    consistency: str = typer.Option("mc", rich_help_panel=ADVANCED,
+                                    help="Self-supervised: how restored samples are held to the clipped input: mc "
+                                         "(only where they fall back below the clipping level) or nmc (naive: any "
+                                         "change of a clipped sample counts), to compare."),
+    ei_weight: float = typer.Option(1.0, rich_help_panel=ADVANCED,
+                                    help="Self-supervised: weight of the equivariance loss (the restoration, scaled "
+                                         "up and clipped again, must be restored to itself); 0: none."),
+    gains: Optional[str] = typer.Option(None, rich_help_panel=ADVANCED,
+                                        help="Self-supervised: range of the scale-ups in the equivariance loss "
+                                             "(default 1,2 when fine-tuning, else 1,6)."),
+    ei_region: Optional[str] = typer.Option(None, rich_help_panel=ADVANCED,
+                                            help="Self-supervised: reliable (the equivariance loss only where the "
+                                                 "input was not clipped) or all. Default: all when fine-tuning, "
+                                                 "reliable from scratch."),
+    teacher_decay: Optional[float] = typer.Option(None, rich_help_panel=ADVANCED,
+                                                  help="Self-supervised: a slowly updated copy of the network makes "
+                                                       "the equivariance targets; 1: the starting model, frozen; 0: "
+                                                       "none. Default: 1 when fine-tuning, 0 from scratch."),
+    device: str = typer.Option("auto", help=DEVICE_HELP, rich_help_panel=ADVANCED),
+    precision: str = typer.Option("auto", help=PRECISION_HELP, rich_help_panel=ADVANCED),
+    threads: Optional[int] = typer.Option(None, help=THREADS_HELP, rich_help_panel=ADVANCED),
+    widths: str = typer.Option(",".join(map(str, UNetConfig().widths)), rich_help_panel=TRAINING_MODEL,
+                               help="Channels per level of the U-Net."),
+    kernel: int = typer.Option(UNetConfig().kernel, help="Kernel size.", rich_help_panel=TRAINING_MODEL),
+    stride: int = typer.Option(UNetConfig().stride, help="Down-sampling factor per level.",
+                               rich_help_panel=TRAINING_MODEL),
+    domain: str = typer.Option("time", rich_help_panel=TRAINING_MODEL,
+                               help="time (a U-Net on the waveform) or stft (on short-time spectra)."),
+    n_fft: int = typer.Option(UNetConfig().n_fft, help="With --domain stft: frame length.",
+                              rich_help_panel=TRAINING_MODEL),
+    hop: int = typer.Option(UNetConfig().hop, help="With --domain stft: frame hop.", rich_help_panel=TRAINING_MODEL),
+    scales: str = typer.Option(",".join(map(str, UNetConfig().scales)), rich_help_panel=TRAINING_MODEL,
+                               help="With --domain stft: multiples of the frame length that the same weights also "
+                                    "run at, averaged (1,2: frames of N and 2N)."),
+    output: str = typer.Option("consistent", rich_help_panel=TRAINING_MODEL,
+                               help="consistent (the network predicts only how far clipped samples went beyond "
+                                    "the level) or free (a correction of every sample)."),
 ) -> None:
     """Train a model, or fine-tune one on your own clipped recordings (self-supervised)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -126,20 +150,19 @@ def train(
     if clipping not in ("auto", "simulate", "real"):
         fail(f"--clipping must be auto, simulate or real, not {clipping!r}")
     simulate = clipping == "simulate" or (clipping == "auto" and mode == "supervised")
-    # measured (README): fine-tuning keeps long plateaus anchored with the starting model as a frozen
+    # measured (docs/experiments.md): fine-tuning keeps long plateaus anchored with the starting model as a frozen
     # EI teacher; from scratch there is no teacher worth keeping, and L_EI only on reliable samples is stable
     fine_tuning = init != "none" and mode == "self-supervised"
     if ei_region is None:
         ei_region = "all" if fine_tuning else "reliable"
     if teacher_decay is None:
         teacher_decay = 1.0 if fine_tuning else 0.0
-    if gains is None:  # measured (README): fine-tuning with gains near 1 gains at light clipping too
+    if gains is None:  # measured (docs/experiments.md): fine-tuning with gains near 1 gains at light clipping too
         gains = "1,2" if fine_tuning else "1,6"
     low, high = number_list(input_sdr, "--input-sdr", 2)
     gain_low, gain_high = number_list(gains, "--gains", 2)
     settings = TrainSettings(
         mode=mode, simulate_clipping=simulate, steps=steps, batch=batch, crop=crop, learning_rate=learning_rate,
-        context_learning_rate=context_learning_rate,
         input_sdr=(low, high), consistency=consistency, ei_weight=ei_weight, gains=(gain_low, gain_high),
         ei_region=ei_region, teacher_decay=teacher_decay, seed=seed, checkpoint_every=checkpoint_every,
         device=device, precision=precision, widths=tuple(int(w) for w in number_list(widths, "--widths")),
@@ -210,45 +233,54 @@ def progress_display():
 
 @app.command()
 def fix(
-    paths: List[Path] = typer.Argument(..., help="Clipped audio files, or folders to search."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output",
-                                          help="Output file (one input) or folder (mirrors the input tree)."),
+    paths: List[Path] = typer.Argument(..., help="Clipped audio files, or folders to search.", metavar="PATH"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", show_default=False,
+                                          help="Output file, or folder (mirrors the input tree). Default: "
+                                               "NAME.declipped.EXT beside each input."),
+    quality: str = typer.Option(DEFAULT_PRESET, "-q", "--quality", show_default=False,
+                                help="fast (default), balanced or best: see 'declipper models'."),
     in_place: bool = typer.Option(False, "--in-place", help="Replace each input with its restoration."),
-    glob: str = typer.Option("*", help="Pattern for files inside folders, e.g. '*.wav'."),
-    skip_existing: bool = typer.Option(False, help="Leave files whose output already exists (resume a batch)."),
-    model: Optional[str] = typer.Option(None, help="Checkpoint path or shipped model name (default: small)."),
-    symmetric: bool = typer.Option(False, help=SYMMETRIC_HELP),
-    method: str = typer.Option("network", help="network; aspade: the model-free sparse baseline (A-SPADE, "
-                                               "several times slower than real time); hybrid: the weighted "
-                                               "mean of the two with the large model "
-                                               "unless --model is given: the best quality, as slow as A-SPADE."),
-    sparse_share: float = typer.Option(SPARSE_SHARE, help="A-SPADE's weight in --method hybrid."),
-    sparse_speedup: int = typer.Option(1, help=SPEEDUP_HELP),
-    headroom: str = typer.Option("auto", help="float: keep float samples; gain: scale so restored peaks fit the "
-                                             "input's sample format; auto: float where the container allows."),
-    ceiling: float = typer.Option(-0.1, help="Restored peak in dBFS when a make-up gain is applied."),
-    threshold: Optional[str] = typer.Option(None, help="Clipping level instead of detection: '-0.3dB', '0.95', "
-                                                       "or per polarity '0.95,-0.9'."),
-    tolerance: float = typer.Option(1e-4, help="How far below the level a sample still counts as saturated, relative to the level."),
-    min_run: int = typer.Option(1, help="Shortest run of saturated samples that is restored."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda."),
-    precision: str = typer.Option("auto", help="auto (bf16 where fast), bf16 or fp32."),
-    window: int = typer.Option(EngineSettings().window, help="Samples per network window."),
-    batch: int = typer.Option(EngineSettings().batch, help="Windows per network call."),
-    threads: Optional[int] = typer.Option(None, help="Torch CPU threads (default: one per core, at most 8)."),
+    glob: str = typer.Option("*", help="Pattern for files inside folders, e.g. '*.wav'.", show_default=False),
+    skip_existing: bool = typer.Option(False, "--skip-existing",
+                                       help="Leave files whose output already exists (resume a batch)."),
     json_output: bool = typer.Option(False, "--json", help="Print a JSON report instead of a table."),
+    model: Optional[str] = typer.Option(None, help=MODEL_HELP, rich_help_panel=ADVANCED),
+    method: Optional[str] = typer.Option(None, rich_help_panel=ADVANCED,
+                                         help="network, aspade (the sparse declipper alone) or hybrid (both)."),
+    sparse_share: float = typer.Option(SPARSE_SHARE, help="A-SPADE's weight in the hybrid.",
+                                       rich_help_panel=ADVANCED),
+    sparse_speedup: Optional[int] = typer.Option(None, help=SPEEDUP_HELP, metavar="N", rich_help_panel=ADVANCED),
+    symmetric: bool = typer.Option(False, "--symmetric", help=SYMMETRIC_HELP, rich_help_panel=ADVANCED),
+    headroom: str = typer.Option("auto", rich_help_panel=ADVANCED, show_default=False,
+                                 help="auto (float where the format allows), float (keep float samples) or gain "
+                                      "(one gain so peaks fit the input's format)."),
+    ceiling: float = typer.Option(-0.1, help="Peak in dBFS after a make-up gain.", rich_help_panel=ADVANCED),
+    threshold: Optional[str] = typer.Option(None, rich_help_panel=ADVANCED,
+                                            help="A level instead of detection: -0.3dBFS, 0.95, or 0.95,-0.9."),
+    tolerance: float = typer.Option(1e-4, help=TOLERANCE_HELP, rich_help_panel=ADVANCED),
+    min_run: int = typer.Option(1, help="Shortest clipped run that is restored.", rich_help_panel=ADVANCED),
+    device: str = typer.Option("auto", help=DEVICE_HELP, rich_help_panel=ADVANCED, show_default=False),
+    precision: str = typer.Option("auto", help=PRECISION_HELP, rich_help_panel=ADVANCED, show_default=False),
+    window: int = typer.Option(EngineSettings().window, help="Samples per network window.", rich_help_panel=ADVANCED),
+    batch: int = typer.Option(EngineSettings().batch, help="Windows per network call.", rich_help_panel=ADVANCED),
+    threads: Optional[int] = typer.Option(None, help=THREADS_HELP, rich_help_panel=ADVANCED),
 ) -> None:
     """Detect clipping, restore it, and write the result."""
-    from .api import METHODS, load_model, method_model, restore_file
+    from .api import METHODS, load_model, restore_file
     from .batch import PlanError, plan_jobs, run_jobs
     from .checkpoint import CheckpointError
     from .engine import resolve_device
+    from .presets import resolve
     from .sparse import ASpadeSettings
 
     set_threads(threads)
     settings = detection_settings(threshold, tolerance, min_run)
     if headroom not in ("auto", "float", "gain"):
         fail(f"--headroom must be auto, float or gain, not {headroom!r}")
+    try:
+        model, method, sparse_speedup = resolve(quality, model, method, sparse_speedup)
+    except ValueError as error:
+        fail(str(error))
     if method not in METHODS:
         fail(f"--method must be {', '.join(METHODS)}, not {method!r}")
     try:  # inputs and outputs first: a wrong path must not wait for the model
@@ -256,7 +288,7 @@ def fix(
         resolve_device(device)
         check_share(sparse_share)
         sparse_settings = ASpadeSettings().quicker(sparse_speedup)
-        network = None if method == "aspade" else load_model(method_model(method, model), symmetric)
+        network = None if method == "aspade" else load_model(model, symmetric)
     except (PlanError, CheckpointError, ValueError) as error:
         fail(str(error))
     engine = EngineSettings(window=window, batch=batch, device=device, precision=precision)
@@ -324,12 +356,13 @@ def report_problems(reports) -> None:
 
 @app.command()
 def scan(
-    paths: List[Path] = typer.Argument(..., help="Audio files, or folders to search."),
-    glob: str = typer.Option("*", help="Pattern for files inside folders."),
+    paths: List[Path] = typer.Argument(..., help="Audio files, or folders to search.", metavar="PATH"),
+    glob: str = typer.Option("*", help="Pattern for files inside folders, e.g. '*.wav'.", show_default=False),
     json_output: bool = typer.Option(False, "--json", help="Print a JSON report instead of a table."),
-    threshold: Optional[str] = typer.Option(None, help="Clipping level instead of detection."),
-    tolerance: float = typer.Option(1e-4, help="How far below the level a sample still counts as saturated, relative to the level."),
-    min_run: int = typer.Option(1, help="Shortest run of saturated samples that counts."),
+    threshold: Optional[str] = typer.Option(None, rich_help_panel=ADVANCED,
+                                            help="A level instead of detection: -0.3dBFS, 0.95, or 0.95,-0.9."),
+    tolerance: float = typer.Option(1e-4, help=TOLERANCE_HELP, rich_help_panel=ADVANCED),
+    min_run: int = typer.Option(1, help="Shortest clipped run that counts.", rich_help_panel=ADVANCED),
 ) -> None:
     """Report clipping without writing audio."""
     import math
@@ -374,41 +407,84 @@ def scan(
         raise typer.Exit(1)
 
 
+@app.command()
+def models() -> None:
+    """List the shipped models and the quality presets that use them."""
+    from rich.table import Table
+
+    from .checkpoint import CheckpointError, load_checkpoint, shipped_models
+    from .presets import PRESETS
+
+    table = Table(title="shipped models (--model NAME)")
+    for column in ("name", "what it is", "parameters", "trained on", "file"):
+        table.add_column(column, justify="right" if column == "parameters" else "left")
+    for name, path in shipped_models().items():
+        try:
+            network, metadata = load_checkpoint(path)
+        except CheckpointError as error:
+            table.add_row(name, f"[red]{shown(error)}[/red]", "", "", shown(path))
+            continue
+        members = getattr(network, "members", [network])
+        spectral = sum(m.config.domain == "stft" for m in members)
+        kinds = [f"{count} {kind}" for count, kind in ((len(members) - spectral, "waveform"), (spectral, "spectral"))
+                 if count]
+        what = f"{' + '.join(kinds)} networks, averaged" if len(members) > 1 else f"one {kinds[0].split()[1]} network"
+        parameters = sum(p.numel() for p in network.parameters())
+        data = ", ".join(metadata.get("training", {}).get("data", [])) or "-"
+        table.add_row(name, what, f"{parameters / 1e6:.2f} M", shown(data), shown(path.name))
+    Console().print(table)
+    presets = Table(title="quality presets (fix --quality NAME)")
+    for column in ("preset", "model", "method", "for"):
+        presets.add_column(column)
+    for name, preset in PRESETS.items():
+        method = preset.method + (f", A-SPADE {preset.sparse_speedup}x quicker" if preset.method == "hybrid" else "")
+        presets.add_row(name + (" (default)" if name == DEFAULT_PRESET else ""), preset.model or "the default (small)",
+                        method, preset.purpose)
+    Console().print(presets)
+
+
 @app.command("eval")
 def evaluate(
-    clean: List[Path] = typer.Argument(..., help="Clean (unclipped) audio files or folders."),
-    input_sdr: str = typer.Option("1,3,5,7,10,15,20", help="Input SDRs (dB) to clip at, comma-separated."),
-    model: Optional[str] = typer.Option(None, help="Checkpoint path or shipped model name (default: small)."),
-    symmetric: bool = typer.Option(False, help=SYMMETRIC_HELP),
-    method: str = typer.Option("network", help="network, or hybrid: the weighted mean of the network (large "
-                                               "unless --model is given) and A-SPADE; slow (with --baseline "
-                                               "aspade and the survey's settings, A-SPADE runs once)."),
-    sparse_share: float = typer.Option(SPARSE_SHARE, help="A-SPADE's weight in --method hybrid."),
-    sparse_speedup: int = typer.Option(1, help="A-SPADE in --method hybrid N times faster (see fix --help); "
-                                               "--baseline aspade keeps the survey's settings."),
+    clean: List[Path] = typer.Argument(..., help="Clean (unclipped) audio files or folders.", metavar="PATH"),
+    input_sdr: str = typer.Option("1,3,5,7,10,15,20", help="Clipping strengths to test, as the signal-to-"
+                                  "distortion ratio (dB) of the clipped audio, comma-separated."),
+    quality: str = typer.Option(DEFAULT_PRESET, "-q", "--quality", show_default=False,
+                                help="fast (default), balanced or best: see 'declipper models'."),
+    baseline: Optional[str] = typer.Option(None, help="aspade: also score the sparse declipper A-SPADE on the "
+                                                      "same clipped files, side by side (slow; scores cached)."),
+    published: bool = typer.Option(False, "--published", help="Also show the survey's published scores "
+                                   "(measured on its own excerpts, not on these files)."),
     seconds: Optional[float] = typer.Option(None, help="Score excerpts of this many seconds, not whole files."),
     excerpts: int = typer.Option(1, help="Evenly spaced excerpts per file (with --seconds)."),
-    glob: str = typer.Option("*", help="Pattern for files inside folders."),
+    glob: str = typer.Option("*", help="Pattern for files inside folders, e.g. '*.wav'.", show_default=False),
     json_output: bool = typer.Option(False, "--json", help="Print JSON (per item and summary) instead of tables."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda."),
-    precision: str = typer.Option("auto", help="auto (bf16 where fast), bf16 or fp32."),
-    window: int = typer.Option(EngineSettings().window, help="Samples per network window."),
-    threads: Optional[int] = typer.Option(None, help="Torch CPU threads (default: one per core, at most 8)."),
-    baseline: Optional[str] = typer.Option(None, help="aspade: also score the sparse baseline A-SPADE on the "
-                                                      "same clipped files, side by side (slow; scores cached)."),
+    model: Optional[str] = typer.Option(None, help=MODEL_HELP, rich_help_panel=ADVANCED),
+    method: Optional[str] = typer.Option(None, help="network or hybrid (the network and A-SPADE).",
+                                         rich_help_panel=ADVANCED),
+    sparse_share: float = typer.Option(SPARSE_SHARE, help="A-SPADE's weight in the hybrid.",
+                                       rich_help_panel=ADVANCED),
+    sparse_speedup: Optional[int] = typer.Option(None, metavar="N", rich_help_panel=ADVANCED,
+                                                 help=SPEEDUP_HELP + " --baseline keeps the survey's settings."),
+    symmetric: bool = typer.Option(False, "--symmetric", help=SYMMETRIC_HELP, rich_help_panel=ADVANCED),
+    device: str = typer.Option("auto", help=DEVICE_HELP, rich_help_panel=ADVANCED, show_default=False),
+    precision: str = typer.Option("auto", help=PRECISION_HELP, rich_help_panel=ADVANCED, show_default=False),
+    window: int = typer.Option(EngineSettings().window, help="Samples per network window.", rich_help_panel=ADVANCED),
+    threads: Optional[int] = typer.Option(None, help=THREADS_HELP, rich_help_panel=ADVANCED),
     baseline_cache: Path = typer.Option(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-                                        / "declipper" / "scores", help="Where baseline scores are kept."),
+                                        / "declipper" / "scores", help="Where baseline scores are kept.",
+                                        rich_help_panel=ADVANCED),
 ) -> None:
-    """Clip clean audio at given input SDRs (the survey's rule), restore it, and score the gain."""
+    """Clip clean audio at given strengths (the survey's rule), restore it, and score the gain in SDR."""
     from rich.table import Table
 
     import numpy as np
 
-    from .api import load_model, method_model, restore
+    from .api import load_model, restore
     from .checkpoint import CheckpointError
     from .engine import resolve_device
-    from .evaluation import PUBLISHED, ScoreCache, evaluate as run_evaluation, summarise
+    from .evaluation import PUBLISHED, ScoreCache, evaluate as run_evaluation, published as published_scores, summarise
     from .hybrid import blend
+    from .presets import resolve
     from .sparse import ASpadeSettings, aspade
 
     set_threads(threads)
@@ -416,13 +492,17 @@ def evaluate(
     levels = number_list(input_sdr, "--input-sdr")
     if baseline not in (None, "aspade"):
         fail(f"--baseline must be aspade, not {baseline!r}")
+    try:
+        model, method, sparse_speedup = resolve(quality, model, method, sparse_speedup)
+    except ValueError as error:
+        fail(str(error))
     if method not in ("network", "hybrid"):
         fail(f"--method must be network or hybrid, not {method!r}")
     files = gather_inputs(clean, glob)  # before the model: a wrong path must not wait for it
     try:
         check_share(sparse_share)
         hybrid_settings = settings.quicker(sparse_speedup)
-        network = load_model(method_model(method, model), symmetric)
+        network = load_model(model, symmetric)
         where = resolve_device(device)
     except (CheckpointError, ValueError) as error:
         fail(str(error))
@@ -465,6 +545,7 @@ def evaluate(
                                            cache)
     summary = summarise(rows)
     baseline_summary = summarise(baseline_rows) if baseline_rows else []
+    reported = [row["input_sdr"] for row in summary if published_scores(row["input_sdr"])]
     if json_output:
         print(json.dumps({"model": getattr(network, "metadata", {}).get("training", {}).get("command"),
                           "method": method,
@@ -472,35 +553,32 @@ def evaluate(
                              if method == "hybrid" else {}),
                           "summary": summary, "items": rows,
                           **({"baseline": {"method": baseline, "summary": baseline_summary, "items": baseline_rows}}
-                             if baseline else {})}, indent=2))
+                             if baseline else {}),
+                          **({"published_sqam": {f"{level:g}": published_scores(level) for level in reported}}
+                             if published else {})}, indent=2))
         return
     table = Table(title=f"declipper eval: mean over {len(rows) // max(len(levels), 1)} items (dB)")
-    columns = ["input SDR", "ΔSDR", "ΔSDR clipped samples"]
-    if baseline:
-        columns += ["A-SPADE ΔSDR", "A-SPADE clipped samples"]
-    for column in columns + ["clipped %"]:
+    for column in ["input SDR", "ΔSDR"] + (["A-SPADE ΔSDR"] if baseline else []) + ["clipped %"]:
         table.add_column(column, justify="right")
     for index, row in enumerate(summary):
-        cells = [f"{row['input_sdr']:g}", f"{row['delta_sdr']:.2f}", f"{row['delta_sdr_clipped']:.2f}"]
+        cells = [f"{row['input_sdr']:g}", f"{row['delta_sdr']:.2f}"]
         if baseline:
-            other = baseline_summary[index]
-            cells += [f"{other['delta_sdr']:.2f}", f"{other['delta_sdr_clipped']:.2f}"]
+            cells.append(f"{baseline_summary[index]['delta_sdr']:.2f}")
         table.add_row(*cells, f"{100 * row['clipped_fraction']:.2f}")
     if summary:
-        cells = ["mean", f"{sum(r['delta_sdr'] for r in summary) / len(summary):.2f}", ""]
+        cells = ["mean", f"{sum(r['delta_sdr'] for r in summary) / len(summary):.2f}"]
         if baseline:
-            cells += [f"{sum(r['delta_sdr'] for r in baseline_summary) / len(baseline_summary):.2f}", ""]
+            cells.append(f"{sum(r['delta_sdr'] for r in baseline_summary) / len(baseline_summary):.2f}")
         table.add_row(*cells, "")
     Console().print(table)
-    survey = Table(title="Published mean ΔSDR on the ten EBU SQAM excerpts (Záviška et al. 2021), "
-                         "not on these files")
-    survey.add_column("method")
-    shown = [row for row in summary if row["published_sqam"]]
-    for row in shown:
-        survey.add_column(f"{row['input_sdr']:g} dB", justify="right")
-    if shown:
-        for method in PUBLISHED:
-            survey.add_row(method, *(f"{row['published_sqam'][method]:.2f}" for row in shown))
+    if published and reported:
+        survey = Table(title="Published mean ΔSDR (dB) on the survey's ten EBU SQAM excerpts (Záviška et al. "
+                             "2021): other recordings than these")
+        survey.add_column("method")
+        for level in reported:
+            survey.add_column(f"{level:g} dB", justify="right")
+        for name in PUBLISHED:
+            survey.add_row(name, *(f"{published_scores(level)[name]:.2f}" for level in reported))
         Console().print(survey)
 
 

@@ -5,7 +5,7 @@ sparsity fails; A-SPADE wins on sparse tonal music, whose partials its 8192-poin
 Both restorations are consistent with the measurement (reliable samples are y, saturated ones lie
 at or beyond their level), and the consistent set is convex, so their mean is consistent too. On
 the held-out excerpts, a share of 0.35 for A-SPADE scored 9.41 dB mean ΔSDR with the large model,
-against 8.74 dB for the network alone and 7.47 dB for A-SPADE alone (README, "The network and A-SPADE together").
+against 8.74 dB for the network alone and 7.47 dB for A-SPADE alone (docs/experiments.md).
 The price is A-SPADE's: several times slower than real time on a CPU.
 """
 from __future__ import annotations

@@ -49,12 +49,6 @@ class UNetConfig:
     n_fft: int = 1024  # stft only
     hop: int = 256  # stft only
     scales: tuple[int, ...] = (1,)  # stft only: run on spectra of n_fft * s, hop * s for each s; average
-    bank: int = 0  # time only: > 0 adds a learned filterbank of this length (FilterbankContext)
-    bank_level: int = -1  # the level it joins, an index into widths (-1: the deepest; 0, full rate, not allowed)
-    bank_inputs: int = 3  # what its filters read: 3, y/level and both masks; 1, y/level alone
-    refine: int = 0  # time only: > 0 adds a SpectralRefiner with frames of this many points
-    refine_hop: int = 1024
-    refine_width: int = 256
 
     @property
     def multiple(self) -> int:
@@ -72,24 +66,17 @@ class UNetConfig:
         return self.multiple
 
     def to_json(self) -> dict:
-        data = asdict(self)
-        # a network without a filterbank or a refiner is written as before they existed
-        for part, keys in (("bank", ("bank", "bank_level", "bank_inputs")),
-                           ("refine", ("refine", "refine_hop", "refine_width"))):
-            if not data[part]:
-                for key in keys:
-                    del data[key]
-        return data
+        return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict) -> "UNetConfig":
+        if data.get("bank") or data.get("refine"):
+            raise ValueError("the model has a learned filterbank or a spectral refiner, experiments this "
+                             "version no longer runs (docs/experiments.md says which commit does)")
         return cls(widths=tuple(data["widths"]), kernel=int(data["kernel"]), stride=int(data["stride"]),
                    output=data.get("output", "consistent"), domain=data.get("domain", "time"),
                    n_fft=int(data.get("n_fft", 1024)), hop=int(data.get("hop", 256)),
-                   scales=tuple(int(s) for s in data.get("scales", (1,))), bank=int(data.get("bank", 0)),
-                   bank_level=int(data.get("bank_level", -1)), bank_inputs=int(data.get("bank_inputs", 3)),
-                   refine=int(data.get("refine", 0)), refine_hop=int(data.get("refine_hop", 1024)),
-                   refine_width=int(data.get("refine_width", 256)))
+                   scales=tuple(int(s) for s in data.get("scales", (1,))))
 
 
 class RowConv1d(nn.Conv1d):
@@ -270,15 +257,12 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.exit(self.level(self.entry(x).relu_(), 0))
 
-    def level(self, x: torch.Tensor, depth: int, context: tuple[int, torch.Tensor] | None = None) -> torch.Tensor:
-        """The U from ``depth`` down: encode, go down, come back up, merge with the skip, decode;
-        ``context`` (a level and features at its rate) joins that level's input."""
-        if context is not None and context[0] == depth:
-            x, context = x + context[1], None
+    def level(self, x: torch.Tensor, depth: int) -> torch.Tensor:
+        """The U from ``depth`` down: encode, go down, come back up, merge with the skip, decode."""
         if depth == len(self.downs):
             return self.block(x, self.bottom)
         skip = self.block(x, self.encoders[depth])
-        x = self.ups[depth](self.level(self.downs[depth](skip).relu_(), depth + 1, context)).relu_()
+        x = self.ups[depth](self.level(self.downs[depth](skip).relu_(), depth + 1)).relu_()
         return self.block(self.merge(torch.cat([x, skip], dim=1), self.merges[depth]), self.decoders[depth])
 
     def block(self, x: torch.Tensor, block: ResidualBlock) -> torch.Tensor:
@@ -288,122 +272,25 @@ class UNet(nn.Module):
         return merge(x).relu_()
 
 
-def frames_of(features: torch.Tensor, length: int, hop: int) -> torch.Tensor:
-    """[batch, channels, time] -> [batch, time / hop, channels * length]: frame j holds samples
-    [j * hop - pad, j * hop - pad + length), pad = (length - hop) // 2, zeros beyond the signal, so
-    frame j is centred on the j-th hop."""
-    batch, channels, time = features.shape
-    pad = (length - hop) // 2
-    padded = nn.functional.pad(features, (pad, length - hop - pad))
-    return padded.unfold(2, length, hop).permute(0, 2, 1, 3).reshape(batch, time // hop, channels * length)
-
-
-class FilterbankContext(nn.Module):
-    """Long filters on the input, read at the rate of a level of the U-Net, added to what it sees.
-
-    Why: tonal music is sparse in frequency, and following a partial through a long clipped run needs
-    a fine frequency resolution, which the U-Net's cascade of short kernels hardly learns (the spectral
-    U-Net gained the large model ~1 dB, at many times the default's cost). Here each frame of
-    ``length`` samples of the inputs (y/level and both masks, or y/level alone), one per frame of
-    that level (``hop`` samples), goes through ``channels`` learned filters in one matrix product
-    (cheap on a CPU), then a ReLU and a projection onto the level's channels. The projection starts
-    at zero, so a trained U-Net given a filterbank restores exactly as before until fine-tuning
-    teaches it to use one.
-    """
-
-    def __init__(self, length: int, hop: int, channels: int, width: int, inputs: int = 3):
-        super().__init__()
-        if inputs not in (1, 3):
-            raise ValueError("a filterbank reads the 3 inputs, or y alone (1)")
-        if length < hop:
-            raise ValueError(f"the filterbank's filters ({length}) must be at least as long as the frames of "
-                             f"the level they join ({hop} samples)")
-        self.length, self.hop, self.inputs = length, hop, inputs
-        self.analysis = nn.Parameter(torch.randn(inputs * length, channels) / math.sqrt(inputs * length))
-        self.projection = nn.Parameter(torch.zeros(channels, width))
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """[batch, 3, time] -> [batch, width, 1, time / hop], channels-last as the U-Net's layers want."""
-        frames = frames_of(features[:, : self.inputs], self.length, self.hop)
-        coded = (frames @ self.analysis).relu_() @ self.projection
-        return coded.transpose(1, 2).unsqueeze(2)
-
-
-class SpectralRefiner(nn.Module):
-    """A correction to a restored waveform, computed frame by frame from its short-time spectrum.
-
-    Why: tonal music is sparse in frequency, and a spectral U-Net beside the waveform one gained the
-    large model ~1 dB, but its thin 2-D convolutions cost more than the whole default network. Here
-    the spectrum of each frame (every bin, real and imaginary parts, of the estimate/level and of the
-    saturation indicator) is one vector of channels: a projection to ``width`` channels, dilated
-    convolutions across frames, and a projection back to every bin are wide matrix products, which a
-    CPU runs near its peak, and the correction is synthesised by the inverse STFT at full frequency
-    resolution. The last projection starts at zero, so a trained network given a refiner restores
-    exactly as before until fine-tuned.
-    """
-
-    def __init__(self, n_fft: int, hop: int, width: int, blocks: int = 4):
-        super().__init__()
-        if n_fft < 2 * hop or n_fft % hop:
-            raise ValueError(f"the refiner's frames ({n_fft} points) must hold a whole number of hops, "
-                             f"at least two ({hop} samples each)")
-        self.n_fft, self.hop = n_fft, hop
-        bins = n_fft // 2  # the Nyquist bin is left out, and given back as zero
-        self.entry = nn.Conv1d(2 * 2 * bins, width, 1, bias=False)
-        self.body = nn.ModuleList(nn.Conv1d(width, width, 3, padding=2 ** i, dilation=2 ** i, bias=False)
-                                  for i in range(blocks))
-        self.exit = nn.Conv1d(width, 2 * bins, 1, bias=False)
-        nn.init.zeros_(self.exit.weight)
-
-    def forward(self, estimate: torch.Tensor, saturated: torch.Tensor) -> torch.Tensor:
-        """estimate/level and the saturation indicator, [batch, time] each -> a correction, [batch, time]."""
-        batch, length = estimate.shape
-        window = torch.hann_window(self.n_fft, device=estimate.device)
-        signals = torch.cat([estimate, saturated]).float()
-        spectra = torch.stft(signals, self.n_fft, self.hop, window=window, return_complex=True)[:, :-1]
-        # a sinusoid of amplitude a gives a peak of about a: inputs of order one, as the first
-        # projection's initial scale assumes (raw spectra reach ~n_fft / 4 and killed every unit)
-        spectra = spectra * (4 / self.n_fft)
-        bins, frames = spectra.shape[-2:]
-        x = torch.view_as_real(spectra).reshape(2, batch, bins, frames, 2).permute(1, 0, 4, 2, 3)
-        x = self.entry(x.reshape(batch, 4 * bins, frames)).relu()
-        for conv in self.body:
-            x = x + conv(x).relu()
-        x = self.exit(x).float().reshape(batch, 2, bins, frames)
-        spectrum = nn.functional.pad(torch.complex(x[:, 0], x[:, 1]), (0, 0, 0, 1))
-        return torch.istft(spectrum, self.n_fft, self.hop, window=window, length=length)
-
-
 class UNet1d(UNet):
-    """On the waveform: the three input channels in, the output waveform out; with ``config.bank``,
-    a FilterbankContext feeds one of its levels."""
+    """On the waveform: the three input channels in, the output waveform out."""
 
     def __init__(self, config: UNetConfig = UNetConfig()):
         if len(config.widths) < 2:
             raise ValueError("the waveform U-Net needs at least two widths (one down-sampling)")
         super().__init__(config, inputs=3, outputs=1, axes=1)
-        levels = range(len(config.widths))
-        if config.bank and not -len(levels) <= config.bank_level < len(levels):
-            raise ValueError(f"no level {config.bank_level} for a filterbank: the U-Net has {len(levels)}")
-        self.context_level = levels[config.bank_level] if config.bank else 0
-        if config.bank and self.context_level == 0:
-            raise ValueError("a filterbank joins a level below the full-rate one")
-        width = config.widths[self.context_level]
-        self.context = (FilterbankContext(config.bank, config.stride ** self.context_level, width, width,
-                                          config.bank_inputs) if config.bank else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[batch, 3, time] -> [batch, 1, time]. The layers work on [batch, channels, 1, time]
         channels-last; the full-rate level works on the signal folded into ``stride`` phases
         (see polyphase_conv), the levels below it as they are."""
         fold = self.config.stride
-        context = (self.context_level, self.context(x)) if self.context is not None else None
         x = fold_phases(x.unsqueeze(2).contiguous(memory_format=torch.channels_last), fold)
         x = polyphase_conv(x, self.entry.weight, self.entry.padding[0], fold)
         skip = self._folded_block(x, self.encoders[0])
         down = self.downs[0]
         x = polyphase_conv(skip, down.weight, down.padding[0], fold, stride=fold)
-        x = self.level(x, 1, context)
+        x = self.level(x, 1)
         # a transposed convolution with kernel = stride puts out each phase of a frame: a 1x1 convolution
         up = self.ups[0].weight  # [inputs, outputs, stride]
         x = conv_relu(x, up.permute(2, 1, 0).reshape(-1, up.shape[0], 1, 1), 0)
@@ -460,13 +347,6 @@ class SpectralUNet(UNet):
         return waveform.unsqueeze(1)
 
 
-def beyond_levels(y: torch.Tensor, high: torch.Tensor, low: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor,
-                  excess: torch.Tensor) -> torch.Tensor:
-    """y with each saturated sample moved ``excess`` (>= 0) beyond its level, outward: consistent with y
-    by construction."""
-    return torch.where(high, torch.maximum(y, upper) + excess, torch.where(low, torch.minimum(y, lower) - excess, y))
-
-
 class Declipper(nn.Module):
     """Measurement + mask + levels -> a restored signal that is consistent with the measurement."""
 
@@ -476,14 +356,8 @@ class Declipper(nn.Module):
             raise ValueError(f"unknown output parameterisation {config.output!r}: use {' or '.join(OUTPUTS)}")
         if config.domain not in DOMAINS:
             raise ValueError(f"unknown domain {config.domain!r}: use {' or '.join(DOMAINS)}")
-        if config.bank and config.domain != "time":
-            raise ValueError("a filterbank context (bank) feeds the waveform U-Net only")
-        if config.refine and (config.domain != "time" or config.output != "consistent"):
-            raise ValueError("a spectral refiner follows a consistent waveform U-Net only")
         self.config = config
         self.net = SpectralUNet(config) if config.domain == "stft" else UNet1d(config)
-        self.refiner = (SpectralRefiner(config.refine, config.refine_hop, config.refine_width)
-                        if config.refine else None)
 
     def forward(
         self, y: torch.Tensor, mask: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor, scale: torch.Tensor,
@@ -504,13 +378,7 @@ class Declipper(nn.Module):
         # at or beyond the level on saturated samples, y elsewhere: consistent as it stands; several
         # STFT scales average their excesses, as an ensemble averages its members' estimates
         excess = sum(output.abs() for output in outputs) / len(outputs)
-        estimate = beyond_levels(y, high, low, upper, lower, excess)
-        if self.refiner is None:
-            return estimate
-        # the correction moves a saturated sample outward where positive; |.| keeps it beyond its level
-        signs = high.to(y.dtype) - low.to(y.dtype)
-        correction = self.refiner(estimate / scale, signs.abs()).to(y.dtype) * scale
-        return beyond_levels(y, high, low, upper, lower, (excess + signs * correction).abs())
+        return torch.where(high, torch.maximum(y, upper) + excess, torch.where(low, torch.minimum(y, lower) - excess, y))
 
 
 @dataclass(frozen=True)
@@ -607,31 +475,6 @@ def untie_scales(model: "Declipper | Ensemble") -> "Ensemble | None":
     result = Ensemble(EnsembleConfig(tuple(config for config, _, _ in parts), tuple(share for _, share, _ in parts)))
     for target, (_, _, weights) in zip(result.members, parts):
         target.load_state_dict(weights)
-    return result
-
-
-def with_filterbank(model: Declipper, length: int, level: int = -1, inputs: int = 3) -> Declipper:
-    """A copy of a waveform U-Net with a FilterbankContext of ``length``-sample filters joining
-    ``level``: it restores exactly as ``model`` does (the context's projection starts at zero) until
-    fine-tuned."""
-    return _with_part(model, "filterbank", "net.context.", bank=length, bank_level=level, bank_inputs=inputs)
-
-
-def with_refiner(model: Declipper, n_fft: int, hop: int, width: int) -> Declipper:
-    """A copy of a waveform U-Net followed by a SpectralRefiner: it restores exactly as ``model``
-    does (the refiner's last projection starts at zero) until fine-tuned."""
-    return _with_part(model, "refiner", "refiner.", refine=n_fft, refine_hop=hop, refine_width=width)
-
-
-def _with_part(model: Declipper, part: str, prefix: str, **settings: int) -> Declipper:
-    """``model``'s weights in a network whose config has ``settings``, which add the part whose
-    parameters are named ``prefix``...; the first setting is the one that is 0 without it."""
-    switch = next(iter(settings))
-    if not isinstance(model, Declipper) or model.config.domain != "time" or getattr(model.config, switch):
-        raise ValueError(f"a {part} is added to a single waveform U-Net that has none")
-    result = Declipper(replace(model.config, **settings))
-    missing, unexpected = result.load_state_dict(model.state_dict(), strict=False)
-    assert not unexpected and all(name.startswith(prefix) for name in missing)
     return result
 
 

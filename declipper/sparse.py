@@ -72,7 +72,7 @@ class ASpadeSettings:
     def quicker(self, factor: int) -> "ASpadeSettings":
         """k grown ``factor`` times faster and the cap cut as much: the same final sparsity in 1/factor
         of the iterations. Why: capped, no block of real music converges anyway, and on the held-out
-        excerpts 4x fewer iterations cost 0.04 dB alone and 0.06 dB in the hybrid (README)."""
+        excerpts 4x fewer iterations cost 0.04 dB alone and 0.06 dB in the hybrid (docs/experiments.md)."""
         if factor < 1:
             raise ValueError(f"the A-SPADE speed-up must be a whole number from 1, not {factor}")
         limit = None if self.max_iterations is None else math.ceil(self.max_iterations / factor)

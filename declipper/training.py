@@ -48,9 +48,6 @@ class TrainSettings:
     batch: int = 16
     crop: int = 16384
     learning_rate: float = 1e-3
-    # peak rate of an added filterbank's or refiner's weights (None: as the rest). Why: added to a
-    # trained U-Net, it starts from zero and must learn fast, while the U-Net only needs a fine-tune
-    context_learning_rate: float | None = None
     input_sdr: tuple[float, float] = (1.0, 20.0)
     consistency: str = "mc"
     ei_weight: float = 1.0
@@ -95,8 +92,6 @@ class TrainSettings:
             raise ValueError(f"unknown domain {self.domain!r}: use {' or '.join(DOMAINS)}")
         if self.kernel < 1 or self.kernel % 2 == 0 or self.stride < 2:
             raise ValueError("the kernel must be odd and the stride at least 2")
-        if self.context_learning_rate is not None and self.context_learning_rate <= 0:
-            raise ValueError("the learning rate of an added part (--context-lr) must be positive")
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError("the time budget must be positive")
 
@@ -258,18 +253,7 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
 
     model.to(device).train()
     objective = Objective(settings, bf16=use_bf16(model, device, settings.precision))
-    added, rest = [], []  # parts added to a trained network (a filterbank, a refiner), and the network
-    for name, parameter in model.named_parameters():
-        (added if {"context", "refiner"} & set(name.split(".")) else rest).append(parameter)
-    if settings.context_learning_rate is not None and not added:
-        raise ValueError("--context-lr: this model has no filterbank or refiner (add one with "
-                         "scripts/add_filterbank.py or scripts/add_refiner.py)")
-    # each group's share of the scheduled rate; kept outside the groups, so that runs saved before
-    # the filterbank existed still resume
-    rate_scales = [1.0] + ([(settings.context_learning_rate or settings.learning_rate) / settings.learning_rate]
-                           if added else [])
-    groups = [{"params": rest}] + ([{"params": added}] if added else [])
-    optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.0)
     teacher = None
     step, wall, history, commands = 0, 0.0, [], []
     if resume:
@@ -338,8 +322,8 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
     stopping = out_of_time()
     while step < settings.steps and not stopping:
         started = time.perf_counter()
-        for group, scale in zip(optimizer.param_groups, rate_scales):
-            group["lr"] = learning_rate(step) * scale
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step)
         y, physics, clean = source.batch(settings.batch, device)
         loss, parts = objective(model, teacher, y, physics, clean, device)
         optimizer.zero_grad(set_to_none=True)

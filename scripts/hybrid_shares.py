@@ -4,8 +4,8 @@ Usage: python scripts/hybrid_shares.py CLEAN... [--model large] [--shares 0,0.2,
        [--input-sdr 1,3,5,7,10,15,20] [--part 0 --parts 2]
 
 Each clean file is clipped at each input SDR (the survey's rule), restored by the network and by
-A-SPADE, and every blend (1 - s) * network + s * A-SPADE is scored: the table in README ("The
-network and A-SPADE together") and the choice of the default share come from this. A-SPADE costs
+A-SPADE, and every blend (1 - s) * network + s * A-SPADE is scored: the table in docs/experiments.md
+and the choice of the default share come from this. A-SPADE costs
 nearly all the time (about 36 minutes for the 98 held-out items on one core), so ``--part K
 --parts N`` scores every N-th item from the K-th, one process per core, and ``--merge`` adds up the
 JSON files the parts wrote.

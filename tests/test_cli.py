@@ -1,6 +1,7 @@
 """The command line on real files: outputs, folders, resuming, errors, and never re-clipping."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -272,3 +273,50 @@ def test_eval_of_the_hybrid_runs_aspade_once_and_its_ends_are_the_two_methods(tm
     assert result.exit_code == 0, result.output
     alone = json.loads(result.output)
     assert alone["model"] == load_model("large").metadata["training"]["command"] != network["model"]
+
+
+def test_quality_presets_map_to_models_and_methods():
+    from declipper.presets import resolve
+
+    assert resolve("fast") == (None, "network", 1)  # the default model
+    assert resolve("balanced") == ("large", "network", 1)
+    assert resolve("best") == ("large", "hybrid", 4)
+    assert resolve("fast", method="hybrid") == ("large", "hybrid", 1)  # the hybrid takes the large network
+    assert resolve("best", model="mine.pt", sparse_speedup=1) == ("mine.pt", "hybrid", 1)  # experts override
+    with pytest.raises(ValueError, match="--quality"):
+        resolve("ultra")
+
+
+def test_fix_with_the_best_preset_and_the_models_listing(tmp_path, monkeypatch):
+    monkeypatch.delenv("DECLIPPER_MODEL")  # the shipped models themselves
+    source = tmp_path / "song.wav"
+    write_clipped(source, seconds=0.5, rate=16000)
+    result = run("fix", source, "--quality", "best", "--json")
+    assert result.exit_code == 0, result.output
+    restored, written = (sf.read(p, dtype="float32", always_2d=True)[0] for p in (tmp_path / "song.declipped.wav", source))
+    reliable = np.abs(written) < 0.9999
+    assert np.array_equal(restored[reliable], written[reliable]) and np.abs(restored).max() > 1.0
+    assert run("fix", source, "--quality", "ultra").exit_code == 2
+    listing = runner.invoke(app, ["models"], env={"COLUMNS": "200"})
+    assert listing.exit_code == 0
+    for word in ("small", "large", "fast", "balanced", "best", "hybrid"):
+        assert word in listing.output
+
+
+def test_help_speaks_plainly():
+    for command in ("fix", "scan", "eval", "train", "models"):
+        text = runner.invoke(app, [command, "--help"], env={"COLUMNS": "80"}).output
+        assert not re.search(r"[0-9]\.?[0-9]* ?dB\b", text) and "<bool>" not in text and "μ" not in text
+        assert "L_MC" not in text and "L_EI" not in text
+    assert len(runner.invoke(app, ["fix", "--help"], env={"COLUMNS": "80"}).output.splitlines()) <= 65
+
+
+def test_eval_shows_the_published_scores_only_when_asked(tmp_path):
+    clean = tmp_path / "clean.wav"
+    sf.write(clean, music(0.5, 16000, seed=3), 16000, subtype="FLOAT")
+    plain = run("eval", clean, "--input-sdr", "5,10")
+    assert plain.exit_code == 0 and "Published" not in plain.output and "clipped samples" not in plain.output
+    asked = run("eval", clean, "--input-sdr", "5,10", "--published")
+    assert asked.exit_code == 0 and "Published" in asked.output and "A-SPADE" in asked.output
+    report = json.loads(run("eval", clean, "--input-sdr", "10", "--published", "--json").output)
+    assert report["published_sqam"]["10"]["A-SPADE"] == 17.28

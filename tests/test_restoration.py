@@ -8,8 +8,7 @@ from declipper.checkpoint import load_checkpoint, save_checkpoint
 from declipper.engine import StreamingRestorer
 from declipper.evaluation import clip_at_input_sdr
 from declipper.network import (Declipper, Ensemble, EnsembleConfig, FoldedConv1d, RowConv1d,
-                               RowConvTranspose1d, SignSymmetric, UNet, UNet1d, UNetConfig, frames_of, untie_scales,
-                               with_filterbank, with_refiner)
+                               RowConvTranspose1d, SignSymmetric, UNet, UNet1d, UNetConfig, untie_scales)
 from tests.conftest import music
 
 RATE = 44100
@@ -166,88 +165,6 @@ def test_spectral_scales_average_one_network_run_on_longer_frames(tmp_path):
     loaded, _ = load_checkpoint(tmp_path / "s.pt")
     assert loaded.config == config
     np.testing.assert_array_equal(restore(y, RATE, loaded, levels=levels, engine=fp32), out)
-
-
-@pytest.mark.parametrize("level, inputs, hop", [(-1, 3, 16), (1, 1, 4)])
-def test_a_filterbank_added_to_a_trained_network_changes_nothing_until_trained(tmp_path, random_model, level,
-                                                                              inputs, hop):
-    """with_filterbank: the same restoration at first; once its projection is non-zero it counts, and
-    the network stays consistent and scale-equivariant and survives a checkpoint."""
-    torch.manual_seed(7)
-    model = with_filterbank(random_model, 64, level, inputs)
-    assert model.config.bank == 64 and model.net.context.hop == hop  # one frame per frame of its level
-    assert model.net.context.analysis.shape == (inputs * 64, random_model.config.widths[level])
-    y, levels = clip_at_input_sdr(music(2, RATE, seed=25), 3.0)
-    fp32 = EngineSettings(precision="fp32", window=4096)
-    before = restore(y, RATE, random_model, levels=levels, engine=fp32)
-    np.testing.assert_array_equal(restore(y, RATE, model.eval(), levels=levels, engine=fp32), before)
-    with torch.no_grad():
-        model.net.context.projection.normal_(0, 1.0)
-    out = restore(y, RATE, model, levels=levels, engine=fp32)
-    assert np.abs(out - before).max() > 0.1 * np.abs(before - y).max()
-    assert_consistent_and_scale_equivariant(model, y, levels, out, 0.5, fp32)
-    save_checkpoint(tmp_path / "b.pt", model, {})
-    loaded, _ = load_checkpoint(tmp_path / "b.pt")
-    assert loaded.config == model.config
-    np.testing.assert_array_equal(restore(y, RATE, loaded, levels=levels, engine=fp32), out)
-
-
-def test_filterbank_frames_are_centred_on_the_deepest_level_frames():
-    """Frame j holds samples [j * hop - pad, j * hop - pad + length): a strided convolution's frames."""
-    features = torch.randn(2, 3, 256)
-    frames = frames_of(features, 48, 16)
-    weight = torch.randn(5, 3, 48)
-    expected = torch.nn.functional.conv1d(torch.nn.functional.pad(features, (16, 16)), weight, stride=16)
-    torch.testing.assert_close(frames @ weight.reshape(5, -1).T, expected.transpose(1, 2), rtol=1e-4, atol=1e-4)
-
-
-def test_a_filterbank_is_refused_where_it_does_not_fit(random_model):
-    with pytest.raises(ValueError, match="at least as long"):
-        with_filterbank(random_model, 8)  # the deepest level's frames are 16 samples
-    with pytest.raises(ValueError, match="waveform U-Net only"):
-        Declipper(UNetConfig(widths=(4, 8, 16), kernel=3, stride=2, domain="stft", n_fft=256, hop=64, bank=1024))
-    with pytest.raises(ValueError, match="has none"):
-        with_filterbank(with_filterbank(random_model, 64), 64)
-    with pytest.raises(ValueError, match="below the full-rate one"):
-        with_filterbank(random_model, 64, level=0)
-    with pytest.raises(ValueError, match="no level 3 for a filterbank: the U-Net has 3"):
-        with_filterbank(random_model, 64, level=3)
-    with pytest.raises(ValueError, match="y alone"):
-        with_filterbank(random_model, 64, inputs=2)
-
-
-def test_a_refiner_added_to_a_trained_network_changes_nothing_until_trained(tmp_path, random_model):
-    """with_refiner: the same restoration at first; once its last projection is non-zero it counts,
-    and the network stays consistent and scale-equivariant and survives a checkpoint."""
-    torch.manual_seed(8)
-    model = with_refiner(random_model, 256, 64, 32)
-    assert model.config.refine == 256 and not model.refiner.exit.weight.any()
-    y, levels = clip_at_input_sdr(music(2, RATE, seed=26), 3.0)
-    fp32 = EngineSettings(precision="fp32", window=4096)
-    before = restore(y, RATE, random_model, levels=levels, engine=fp32)
-    np.testing.assert_array_equal(restore(y, RATE, model.eval(), levels=levels, engine=fp32), before)
-    with torch.no_grad():
-        model.refiner.exit.weight.normal_(0, 0.1)
-    out = restore(y, RATE, model, levels=levels, engine=fp32)
-    assert np.abs(out - before).max() > 0.1 * np.abs(before - y).max()
-    assert_consistent_and_scale_equivariant(model, y, levels, out, 0.5, fp32)
-    save_checkpoint(tmp_path / "r.pt", model, {})
-    loaded, _ = load_checkpoint(tmp_path / "r.pt")
-    assert loaded.config == model.config
-    np.testing.assert_array_equal(restore(y, RATE, loaded, levels=levels, engine=fp32), out)
-
-
-def test_a_refiner_is_refused_where_it_does_not_fit(random_model):
-    with pytest.raises(ValueError, match="whole number of hops, at least two"):
-        with_refiner(random_model, 256, 256, 32)
-    with pytest.raises(ValueError, match="whole number of hops"):
-        with_refiner(random_model, 256, 96, 32)
-    with pytest.raises(ValueError, match="has none"):
-        with_refiner(with_refiner(random_model, 256, 64, 32), 256, 64, 32)
-    with pytest.raises(ValueError, match="consistent waveform U-Net only"):
-        Declipper(UNetConfig(widths=(8, 16), output="free", refine=256, refine_hop=64))
-    with pytest.raises(ValueError, match="consistent waveform U-Net only"):
-        Declipper(UNetConfig(widths=(4, 8, 16), kernel=3, stride=2, domain="stft", n_fft=256, hop=64, refine=256))
 
 
 def test_windows_are_never_shorter_than_the_network_needs():

@@ -116,38 +116,6 @@ def test_an_ensemble_fine_tunes_jointly_and_resumes(tmp_path, corpus, random_mod
         assert any(not torch.equal(a, b) for a, b in zip(before.state_dict().values(), after.state_dict().values()))
 
 
-def test_fine_tuning_teaches_an_added_filterbank(tmp_path, corpus, random_model_path):
-    """scripts/add_filterbank.py's model trains: the zero projection and the filters both move, at
-    their own learning rate."""
-    script = Path(__file__).resolve().parent.parent / "scripts" / "add_filterbank.py"
-    subprocess.run([sys.executable, str(script), str(random_model_path), "--length", "64",
-                    "-o", str(tmp_path / "start.pt")], check=True, capture_output=True)
-    start, metadata = load_checkpoint(tmp_path / "start.pt")
-    assert metadata["stages"][-1]["stage"] == "filterbank added" and not start.net.context.projection.any()
-    settings = TrainSettings(steps=3, checkpoint_every=3, context_learning_rate=3e-2, **TINY)
-    train([corpus], tmp_path / "b.pt", settings, tmp_path / "cache", init=tmp_path / "start.pt", log=lambda m: None)
-    trained, _ = load_checkpoint(tmp_path / "b.pt")
-    network, context = read_checkpoint(tmp_path / "b.pt.resume")["training"]["optimizer"]["param_groups"]
-    assert len(context["params"]) == 2 and context["lr"] == pytest.approx(10 * network["lr"])
-    assert trained.net.context.projection.abs().max() > 0
-    assert not torch.equal(trained.net.context.analysis, start.net.context.analysis)
-
-
-def test_fine_tuning_teaches_an_added_refiner(tmp_path, corpus, random_model_path):
-    """scripts/add_refiner.py's model trains: the zero projection moves, at the refiner's own rate."""
-    script = Path(__file__).resolve().parent.parent / "scripts" / "add_refiner.py"
-    subprocess.run([sys.executable, str(script), str(random_model_path), "--n-fft", "256", "--hop", "64",
-                    "--width", "16", "-o", str(tmp_path / "start.pt")], check=True, capture_output=True)
-    start, metadata = load_checkpoint(tmp_path / "start.pt")
-    assert metadata["stages"][-1]["stage"] == "refiner added" and not start.refiner.exit.weight.any()
-    settings = TrainSettings(steps=3, checkpoint_every=3, context_learning_rate=3e-2, **TINY)
-    train([corpus], tmp_path / "r.pt", settings, tmp_path / "cache", init=tmp_path / "start.pt", log=lambda m: None)
-    trained, _ = load_checkpoint(tmp_path / "r.pt")
-    network, refiner = read_checkpoint(tmp_path / "r.pt.resume")["training"]["optimizer"]["param_groups"]
-    assert len(refiner["params"]) == 6 and refiner["lr"] == pytest.approx(10 * network["lr"])
-    assert trained.refiner.exit.weight.abs().max() > 0
-
-
 def test_two_processes_train_data_parallel(tmp_path, corpus):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "declipper", "train", str(corpus), "--out", str(tmp_path / "ddp.pt"), "--init", "none",
@@ -162,7 +130,7 @@ def test_two_processes_train_data_parallel(tmp_path, corpus):
 
 def test_fine_tuning_defaults_to_a_frozen_teacher_and_scratch_to_the_reliable_region(tmp_path, clipped_corpus,
                                                                                      random_model_path):
-    """The measured defaults (README): a frozen copy of the starting model anchors long plateaus."""
+    """The measured defaults (docs/experiments.md): a frozen copy of the starting model anchors long plateaus."""
     from typer.testing import CliRunner
 
     from declipper.cli import app
@@ -189,13 +157,3 @@ def test_a_time_budget_ends_the_run_with_a_checkpoint(tmp_path, corpus):
     assert 0 < metadata["steps"] < 100000 and metadata["wall_time_s"] >= 2.0
 
 
-def test_an_added_part_learning_rate_needs_a_filterbank_or_refiner(tmp_path, corpus, random_model_path):
-    settings = TrainSettings(steps=1, context_learning_rate=1e-3, **TINY)
-    with pytest.raises(ValueError, match="no filterbank or refiner"):
-        train([corpus], tmp_path / "m.pt", settings, tmp_path / "cache", init=random_model_path, log=lambda m: None)
-
-
-@pytest.mark.parametrize("rate", [0.0, -1e-3])
-def test_an_added_part_learning_rate_must_be_positive(rate):
-    with pytest.raises(ValueError, match="added part"):
-        TrainSettings(context_learning_rate=rate).check()
