@@ -23,6 +23,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Restore clipped audio with a network trained to invert clipping.")
 console = Console(stderr=True, soft_wrap=True)  # messages stay one line each, however long
 ADVANCED = "Advanced"
+BASELINES = {"aspade": "A-SPADE", "cubic": "cubic"}  # eval --baseline: name -> column
 TRAINING_MODEL = "Network shape (with --init none)"
 SYMMETRIC_HELP = "Also restore the signal upside down and average: a little better, twice the time."
 SPEEDUP_HELP = "A-SPADE N times faster, with N times fewer iterations (1: the survey's settings)."
@@ -450,8 +451,9 @@ def evaluate(
                                   "distortion ratio (dB) of the clipped audio, comma-separated."),
     quality: str = typer.Option(DEFAULT_PRESET, "-q", "--quality", show_default=False,
                                 help="fast (default), balanced or best: see 'declipper models'."),
-    baseline: Optional[str] = typer.Option(None, help="aspade: also score the sparse declipper A-SPADE on the "
-                                                      "same clipped files, side by side (slow; scores cached)."),
+    baseline: Optional[str] = typer.Option(None, help="Also score, side by side on the same clipped files: aspade "
+                                           "(the sparse declipper at the survey's settings; slow, scores cached), "
+                                           "cubic (cubic interpolation across each clipped run), or both: aspade,cubic."),
     published: bool = typer.Option(False, "--published", help="Also show the survey's published scores "
                                    "(measured on its own excerpts, not on these files)."),
     seconds: Optional[float] = typer.Option(None, help="Score excerpts of this many seconds, not whole files."),
@@ -484,14 +486,16 @@ def evaluate(
     from .engine import resolve_device
     from .evaluation import PUBLISHED, ScoreCache, evaluate as run_evaluation, published as published_scores, summarise
     from .hybrid import blend
+    from .interpolation import cubic_restore
     from .presets import resolve
     from .sparse import ASpadeSettings, aspade
 
     set_threads(threads)
     settings = ASpadeSettings()  # the baseline's: the survey's
     levels = number_list(input_sdr, "--input-sdr")
-    if baseline not in (None, "aspade"):
-        fail(f"--baseline must be aspade, not {baseline!r}")
+    baselines = [] if baseline is None else [name.strip() for name in baseline.split(",")]
+    if any(name not in BASELINES for name in baselines):
+        fail(f"--baseline must be aspade, cubic or aspade,cubic, not {baseline!r}")
     try:
         model, method, sparse_speedup = resolve(quality, model, method, sparse_speedup)
     except ValueError as error:
@@ -510,7 +514,7 @@ def evaluate(
     if where.type == "cuda":
         settings, hybrid_settings = (dataclasses.replace(s, batch=512) for s in (settings, hybrid_settings))
     kept: dict[bytes, np.ndarray] = {}
-    shared = baseline is not None and hybrid_settings == settings  # the hybrid's A-SPADE is the baseline's
+    shared = "aspade" in baselines and hybrid_settings == settings  # the hybrid's A-SPADE is the baseline's
 
     def sparse_estimate(y: np.ndarray, rate: int, clip_levels, sparse_settings=settings,
                         keep: bool = False) -> np.ndarray:
@@ -534,17 +538,19 @@ def evaluate(
         task = progress.add_task(method, total=None)
         rows = run_evaluation(restore_item, files, levels, seconds, excerpts,
                               lambda done, total: progress.update(task, completed=done, total=total))
-        baseline_rows = []
-        if baseline:
-            # the batch size changes the speed, not the result: it is left out of the cache's name
-            cache = ScoreCache(baseline_cache, "aspade-" + hashlib.sha1(
-                repr(dataclasses.replace(settings, batch=0)).encode()).hexdigest()[:10])
-            task = progress.add_task("A-SPADE", total=None)
-            baseline_rows = run_evaluation(sparse_estimate, files, levels, seconds, excerpts,
-                                           lambda done, total: progress.update(task, completed=done, total=total),
-                                           cache)
+        baseline_rows = {}
+        for name in baselines:
+            cache = None
+            if name == "aspade":  # the batch size changes the speed, not the result: not in the cache's name
+                cache = ScoreCache(baseline_cache, "aspade-" + hashlib.sha1(
+                    repr(dataclasses.replace(settings, batch=0)).encode()).hexdigest()[:10])
+            task = progress.add_task(BASELINES[name], total=None)
+            restorer = sparse_estimate if name == "aspade" else lambda y, rate, clip_levels: cubic_restore(y, clip_levels)
+            baseline_rows[name] = run_evaluation(restorer, files, levels, seconds, excerpts,
+                                                 lambda done, total: progress.update(task, completed=done, total=total),
+                                                 cache)
     summary = summarise(rows)
-    baseline_summary = summarise(baseline_rows) if baseline_rows else []
+    baseline_summary = {name: summarise(found) for name, found in baseline_rows.items()}
     reported = [row["input_sdr"] for row in summary if published_scores(row["input_sdr"])]
     if json_output:
         print(json.dumps({"model": getattr(network, "metadata", {}).get("training", {}).get("command"),
@@ -552,24 +558,23 @@ def evaluate(
                           **({"sparse_share": sparse_share, "sparse_speedup": sparse_speedup}
                              if method == "hybrid" else {}),
                           "summary": summary, "items": rows,
-                          **({"baseline": {"method": baseline, "summary": baseline_summary, "items": baseline_rows}}
-                             if baseline else {}),
+                          **({"baselines": {name: {"summary": baseline_summary[name], "items": baseline_rows[name]}
+                                            for name in baselines}} if baselines else {}),
                           **({"published_sqam": {f"{level:g}": published_scores(level) for level in reported}}
                              if published else {})}, indent=2))
         return
     table = Table(title=f"declipper eval: mean over {len(rows) // max(len(levels), 1)} items (dB)")
-    for column in ["input SDR", "ΔSDR"] + (["A-SPADE ΔSDR"] if baseline else []) + ["clipped %"]:
+    for column in ["input SDR", "ΔSDR"] + [f"{BASELINES[name]} ΔSDR" for name in baselines] + ["clipped %"]:
         table.add_column(column, justify="right")
     for index, row in enumerate(summary):
         cells = [f"{row['input_sdr']:g}", f"{row['delta_sdr']:.2f}"]
-        if baseline:
-            cells.append(f"{baseline_summary[index]['delta_sdr']:.2f}")
+        cells += [f"{baseline_summary[name][index]['delta_sdr']:.2f}" for name in baselines]
         table.add_row(*cells, f"{100 * row['clipped_fraction']:.2f}")
     if summary:
-        cells = ["mean", f"{sum(r['delta_sdr'] for r in summary) / len(summary):.2f}"]
-        if baseline:
-            cells.append(f"{sum(r['delta_sdr'] for r in baseline_summary) / len(baseline_summary):.2f}")
-        table.add_row(*cells, "")
+        def mean(found: list[dict]) -> str:
+            return f"{sum(r['delta_sdr'] for r in found) / len(found):.2f}"
+
+        table.add_row("mean", mean(summary), *(mean(baseline_summary[name]) for name in baselines), "")
     Console().print(table)
     if published and reported:
         survey = Table(title="Published mean ΔSDR (dB) on the survey's ten EBU SQAM excerpts (Záviška et al. "

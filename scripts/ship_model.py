@@ -22,8 +22,8 @@ def summary(report: dict) -> dict:
         return {f"{row['input_sdr']:g}": round(row["delta_sdr"], 2) for row in rows}
 
     scores = {"delta_sdr_db": levels(report["summary"]), "items": len(report["items"]) // len(report["summary"])}
-    if "baseline" in report:
-        scores[f"{report['baseline']['method']}_delta_sdr_db"] = levels(report["baseline"]["summary"])
+    for name, found in report.get("baselines", {}).items():
+        scores[f"{name}_delta_sdr_db"] = levels(found["summary"])
     return scores
 
 

@@ -205,8 +205,8 @@ def test_eval_scores_the_baseline_side_by_side_and_caches_it(tmp_path):
     first = run(*args)
     assert first.exit_code == 0, first.output
     report = json.loads(first.output)
-    assert report["baseline"]["method"] == "aspade"
-    assert report["baseline"]["summary"][0]["delta_sdr"] > 3.0  # sparse tones restore well
+    assert list(report["baselines"]) == ["aspade"]
+    assert report["baselines"]["aspade"]["summary"][0]["delta_sdr"] > 3.0  # sparse tones restore well
     cached = next((tmp_path / "scores").glob("aspade-*.json"))
     scores = json.loads(cached.read_text())
     assert len(scores) == 1
@@ -214,12 +214,12 @@ def test_eval_scores_the_baseline_side_by_side_and_caches_it(tmp_path):
     scores[key]["delta_sdr"] = 123.0  # a cached score is reused, not recomputed
     cached.write_text(json.dumps(scores))
     again = json.loads(run(*args).output)
-    assert again["baseline"]["summary"][0]["delta_sdr"] == 123.0
+    assert again["baselines"]["aspade"]["summary"][0]["delta_sdr"] == 123.0
     copy = tmp_path / "elsewhere" / "clean.wav"  # scores follow the samples, not the file's path or date
     copy.parent.mkdir()
     copy.write_bytes(clean.read_bytes())
     moved = json.loads(run("eval", copy, *args[2:]).output)
-    assert moved["baseline"]["summary"][0]["delta_sdr"] == 123.0
+    assert moved["baselines"]["aspade"]["summary"][0]["delta_sdr"] == 123.0
 
 
 def test_fix_with_the_hybrid_method_is_consistent(tmp_path, random_model_path):
@@ -259,12 +259,12 @@ def test_eval_of_the_hybrid_runs_aspade_once_and_its_ends_are_the_two_methods(tm
     assert result.exit_code == 0, result.output
     quick = json.loads(result.output)
     assert quick["sparse_speedup"] == 4 and len(calls) == 3 * 2 + 2 * 2  # the baseline keeps the survey's settings
-    assert quick["baseline"]["summary"] == scores["0.5"]["baseline"]["summary"]
+    assert quick["baselines"]["aspade"]["summary"] == scores["0.5"]["baselines"]["aspade"]["summary"]
     network = json.loads(run("eval", clean, "--input-sdr", "5,10", "--json").output)
     for level in range(2):
         assert scores["0"]["summary"][level]["delta_sdr"] == pytest.approx(network["summary"][level]["delta_sdr"])
         assert scores["1"]["summary"][level]["delta_sdr"] == pytest.approx(
-            scores["1"]["baseline"]["summary"][level]["delta_sdr"])
+            scores["1"]["baselines"]["aspade"]["summary"][level]["delta_sdr"])
     assert run("eval", clean, "--method", "aspade").exit_code != 0
     from declipper import load_model  # without --model the hybrid takes the large model, not the default
 
@@ -320,3 +320,15 @@ def test_eval_shows_the_published_scores_only_when_asked(tmp_path):
     assert asked.exit_code == 0 and "Published" in asked.output and "A-SPADE" in asked.output
     report = json.loads(run("eval", clean, "--input-sdr", "10", "--published", "--json").output)
     assert report["published_sqam"]["10"]["A-SPADE"] == 17.28
+
+
+def test_eval_scores_cubic_interpolation_beside_the_network(tmp_path):
+    clean = tmp_path / "clean.wav"
+    sf.write(clean, music(0.5, 16000, seed=4), 16000, subtype="FLOAT")
+    result = run("eval", clean, "--input-sdr", "10,20", "--baseline", "cubic", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    cubic = report["baselines"]["cubic"]["summary"]
+    assert [row["input_sdr"] for row in cubic] == [10, 20] and all(row["delta_sdr"] > 0 for row in cubic)
+    wrong = run("eval", clean, "--baseline", "spline")
+    assert wrong.exit_code == 2 and "aspade, cubic" in wrong.output
