@@ -466,7 +466,7 @@ def evaluate(
     sparse_share: float = typer.Option(SPARSE_SHARE, help="A-SPADE's weight in the hybrid.",
                                        rich_help_panel=ADVANCED),
     sparse_speedup: Optional[int] = typer.Option(None, metavar="N", rich_help_panel=ADVANCED,
-                                                 help=SPEEDUP_HELP + " --baseline keeps the survey's settings."),
+                                                 help=SPEEDUP_HELP + " The baseline keeps the survey's settings."),
     symmetric: bool = typer.Option(False, "--symmetric", help=SYMMETRIC_HELP, rich_help_panel=ADVANCED),
     device: str = typer.Option("auto", help=DEVICE_HELP, rich_help_panel=ADVANCED, show_default=False),
     precision: str = typer.Option("auto", help=PRECISION_HELP, rich_help_panel=ADVANCED, show_default=False),
@@ -488,10 +488,10 @@ def evaluate(
     from .hybrid import blend
     from .interpolation import cubic_restore
     from .presets import resolve
-    from .sparse import ASpadeSettings, aspade
+    from .sparse import SURVEY_ASPADE, ASpadeSettings, aspade
 
     set_threads(threads)
-    settings = ASpadeSettings()  # the baseline's: the survey's
+    settings = SURVEY_ASPADE  # the baseline: the survey's algorithm and settings, uncapped, float64
     levels = number_list(input_sdr, "--input-sdr")
     baselines = [] if baseline is None else [name.strip() for name in baseline.split(",")]
     if any(name not in BASELINES for name in baselines):
@@ -505,7 +505,7 @@ def evaluate(
     files = gather_inputs(clean, glob)  # before the model: a wrong path must not wait for it
     try:
         check_share(sparse_share)
-        hybrid_settings = settings.quicker(sparse_speedup)
+        hybrid_settings = ASpadeSettings().quicker(sparse_speedup)  # what fix runs
         network = load_model(model, symmetric)
         where = resolve_device(device)
     except (CheckpointError, ValueError) as error:
@@ -513,26 +513,15 @@ def evaluate(
     engine = EngineSettings(device=device, precision=precision, window=window)
     if where.type == "cuda":
         settings, hybrid_settings = (dataclasses.replace(s, batch=512) for s in (settings, hybrid_settings))
-    kept: dict[bytes, np.ndarray] = {}
-    shared = "aspade" in baselines and hybrid_settings == settings  # the hybrid's A-SPADE is the baseline's
 
-    def sparse_estimate(y: np.ndarray, rate: int, clip_levels, sparse_settings=settings,
-                        keep: bool = False) -> np.ndarray:
-        """A-SPADE's restoration; the hybrid keeps it for the baseline (same settings), so A-SPADE runs
-        once per item."""
-        key = hashlib.sha1(y.tobytes() + repr((clip_levels, sparse_settings)).encode()).digest()
-        if key in kept:
-            return kept.pop(key)
-        estimate = aspade(y, clip_levels, sparse_settings, device=where)
-        if keep:
-            kept[key] = estimate
-        return estimate
+    def sparse_estimate(y: np.ndarray, rate: int, clip_levels) -> np.ndarray:
+        return aspade(y, clip_levels, settings, device=where)
 
     def restore_item(y: np.ndarray, rate: int, clip_levels) -> np.ndarray:
         restored = restore(y, rate, network, levels=clip_levels, engine=engine)
         if method == "network":
             return restored
-        return blend(restored, sparse_estimate(y, rate, clip_levels, hybrid_settings, keep=shared), sparse_share)
+        return blend(restored, aspade(y, clip_levels, hybrid_settings, device=where), sparse_share)
 
     with progress_display() as progress:
         task = progress.add_task(method, total=None)
@@ -542,7 +531,7 @@ def evaluate(
         for name in baselines:
             cache = None
             if name == "aspade":  # the batch size changes the speed, not the result: not in the cache's name
-                cache = ScoreCache(baseline_cache, "aspade-" + hashlib.sha1(
+                cache = ScoreCache(baseline_cache, "aspade-survey-" + hashlib.sha1(
                     repr(dataclasses.replace(settings, batch=0)).encode()).hexdigest()[:10])
             task = progress.add_task(BASELINES[name], total=None)
             restorer = sparse_estimate if name == "aspade" else lambda y, rate, clip_levels: cubic_restore(y, clip_levels)

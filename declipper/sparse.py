@@ -15,20 +15,18 @@ hard_thresholding.m, proj_time.m):
 * A is the DFT of the block zero-padded to twice its length, orthonormal (``F.redundancy = 2`` and
   LTFAT's unitary ``dft``): a Parseval tight frame, so A* is a crop of the inverse FFT and the
   x-update is the plain time-domain projection;
-* s = 1, r = 2, epsilon = 0.1 (``paramsolver``). The survey caps a block at
+* s = 1, r = 2, epsilon = 0.1 (``paramsolver``). The survey bounds a block at
   ceil((w*redundancy/2 + 1) * r/s) = 16386 iterations, where thresholding keeps the whole half
-  spectrum and the iteration stops at once: every block runs to convergence. The default cap here
-  is 1000. On real music (examples/feelings-clean.flac, 5 s stereo) no block converges by then, yet
-  running all of them to convergence took 2-6x longer and scored worse: delta SDR 9.82 / 11.15 /
-  10.41 dB against 10.09 / 11.60 / 11.35 dB at 3 / 10 / 20 dB input SDR. ``max_iterations=None``
-  runs to the survey's bound;
+  spectrum and the iteration stops at once: every block runs to convergence (``SURVEY_ASPADE``,
+  what ``eval --baseline aspade`` scores). ``fix`` caps a block at 1000 iterations, in float32: on
+  real music that scored higher and ran 2-6x faster (docs/experiments.md);
 * hard thresholding keeps the k largest entries of the half spectrum, so a conjugate pair counts
   once, with the DC magnitude halved for the ranking (``hard_thresholding.m``).
 
-The iteration is Algorithm 1 of Záviška, Rajmic, Průša, Veselý 2018 ("Revisiting synthesis model
-in sparse audio declipper"): the stopping test uses ``A x_hat - z_bar`` after the projection, and a
-block stopped by the cap returns its last iterate (the toolbox tests one half-step later and returns
-the iterate of smallest residual).
+The iteration is the toolbox's ``aspade.m`` step for step: the objective |A x_hat - z_bar| is tested
+right after thresholding, before x_hat moves; k grows after iterations 1, 3, 5, ...; a block that
+stops at the bound returns the iterate of smallest objective. In float64 on the same clipped input
+it restores what the survey's code restores in Octave to 1e-8 (docs/experiments.md).
 
 Blocks are declipped ``batch`` at a time as [blocks, window] tensors; a converged block leaves the
 batch, and blocks without a saturated sample are never run (their output is their input). Memory is
@@ -90,6 +88,10 @@ class ASpadeSettings:
         return math.ceil((self.window * self.redundancy // 2 + 1) * self.sparsity_every / self.sparsity_step)
 
 
+# the survey's own code, exactly: every block runs until it converges, in float64 (eval --baseline)
+SURVEY_ASPADE = ASpadeSettings(max_iterations=None, dtype="float64")
+
+
 def windows(settings: ASpadeSettings) -> tuple[Tensor, Tensor]:
     """(analysis, synthesis) windows; periodic Hann, whose shifts by window/4 sum to a constant."""
     hann = torch.hann_window(settings.window, periodic=True, dtype=torch.float64)
@@ -130,31 +132,35 @@ def aspade_blocks(y: Tensor, mask: Tensor, upper: Tensor, lower: Tensor,
     iterations = torch.full((y.shape[0],), settings.iteration_limit, dtype=torch.long, device=y.device)
     active = torch.arange(y.shape[0], device=y.device)
     x = y
+    best_x, best = y.clone(), torch.full((y.shape[0],), math.inf, dtype=torch.float64, device=y.device)
     coefficients = frame(x)  # A x_hat
     u = torch.zeros_like(coefficients)
     k = settings.sparsity_step
     for i in range(1, settings.iteration_limit + 1):
         z_bar = hard_threshold(coefficients + u, k)
-        target = z_bar - u
-        x = torch.clamp(adjoint(target), low, high)
-        coefficients = frame(x)
+        # the toolbox's objective |A x_hat - z_bar| over the full spectrum (bins other than DC and
+        # Nyquist stand for a conjugate pair), tested before x_hat moves; the best x_hat is kept
         residual = coefficients - z_bar
-        # |A x_hat - z_bar|^2 over the full spectrum: bins other than DC and Nyquist stand for a pair
         power = residual.real.square() + residual.imag.square()
-        energy = 2 * power.sum(-1) - power[..., 0] - (power[..., -1] if size % 2 == 0 else 0)
-        u = coefficients - target  # u + A x_hat - z_bar
-        if i % settings.sparsity_every == 0:
-            k += settings.sparsity_step
+        energy = (2 * power.sum(-1) - power[..., 0] - (power[..., -1] if size % 2 == 0 else 0)).double()
+        improved = energy <= best
+        best = torch.where(improved, energy, best)
+        best_x = torch.where(improved.unsqueeze(-1), x, best_x)
         done = energy <= settings.epsilon ** 2
         if done.any():
-            restored[active[done]] = x[done]
+            restored[active[done]] = best_x[done]
             iterations[active[done]] = i
             keep = ~done
             if not keep.any():
                 return restored, iterations
-            active, x, coefficients, u = active[keep], x[keep], coefficients[keep], u[keep]
-            low, high = low[keep], high[keep]
-    restored[active] = x
+            active, x, coefficients, u, z_bar = active[keep], x[keep], coefficients[keep], u[keep], z_bar[keep]
+            low, high, best, best_x = low[keep], high[keep], best[keep], best_x[keep]
+        x = torch.clamp(adjoint(z_bar - u), low, high)
+        coefficients = frame(x)
+        u = u + coefficients - z_bar
+        if (i + 1) % settings.sparsity_every == 0:  # the toolbox counts from 1 and steps k after counting
+            k += settings.sparsity_step
+    restored[active] = best_x
     return restored, iterations
 
 
@@ -211,17 +217,19 @@ class Segmentation:
 def aspade(y: np.ndarray, levels: ClippingLevels, settings: ASpadeSettings = ASpadeSettings(),
            progress: Callable[[int, int], None] | None = None, min_run: int = 1,
            mask: Tensor | None = None, device: torch.device | str = "cpu") -> np.ndarray:
-    """Declip [frames, channels] float32 audio clipped at ``levels``; channels are independent.
+    """Declip [frames, channels] audio clipped at ``levels``; channels are independent.
     On a GPU (``device``) the result is the same up to float rounding, and larger batches pay.
 
-    Returns float32 audio of the same shape, projected onto the consistent set: reliable samples
+    Returns audio of the same shape and float type (float64 input is kept float64 where the settings
+    compute in float64, as the survey's code does), projected onto the consistent set: reliable samples
     are y bit for bit, saturated ones lie at or beyond their level. ``progress(done, total)``
     counts the blocks that have a saturated sample, the only ones that cost time.
     """
     if y.ndim != 2 or y.shape[1] != levels.channels:
         raise ValueError(f"expected audio of shape [frames, {levels.channels}], got {y.shape}")
     dtype = settings.torch_dtype
-    signal = torch.from_numpy(np.ascontiguousarray(y.T, dtype=np.float32)).to(device)
+    keep64 = y.dtype == np.float64 and settings.dtype == "float64"
+    signal = torch.from_numpy(np.ascontiguousarray(y.T, dtype=np.float64 if keep64 else np.float32)).to(device)
     tensors = levels.as_tensors(device)
     mask = channel_mask(signal, tensors, min_run) if mask is None else mask.to(device)  # [channels, frames]
     grid = Segmentation(signal.shape[1], settings, device)
@@ -230,9 +238,12 @@ def aspade(y: np.ndarray, levels: ClippingLevels, settings: ASpadeSettings = ASp
     # an untouched block adds y * analysis * synthesis: start from all blocks untouched, add changes
     total = padded * grid.norm
     # per-block bounds are the levels under the analysis window, as the measurement is; a polarity
-    # that is not clipped flags no sample, so its (infinite) level is never read
-    upper = torch.where(tensors["upper"].isfinite(), tensors["upper"], 0.0).to(dtype)
-    lower = torch.where(tensors["lower"].isfinite(), tensors["lower"], 0.0).to(dtype)
+    # that is not clipped flags no sample, so its (infinite) level is never read; taken from the
+    # levels themselves, not their float32 tensors, so that float64 runs see the exact level
+    def bounds(values: tuple[float, ...]) -> Tensor:
+        return torch.tensor([v if math.isfinite(v) else 0.0 for v in values], dtype=dtype, device=device).unsqueeze(-1)
+
+    upper, lower = bounds(levels.upper), bounds(levels.lower)
     blocks, mask_blocks = grid.split(padded), grid.split(padded_mask)
     for first in range(0, len(todo), settings.batch):
         channels, index = todo[first : first + settings.batch].unbind(-1)
@@ -242,7 +253,7 @@ def aspade(y: np.ndarray, levels: ClippingLevels, settings: ASpadeSettings = ASp
         grid.add(total, channels, index, (declipped - measured) * grid.synthesis)
         if progress:
             progress(min(first + settings.batch, len(todo)), len(todo))
-    estimate = grid.crop(grid.join(total)).to(torch.float32)
+    estimate = grid.crop(grid.join(total)).to(signal.dtype)
     restored = project_consistent(estimate, signal, mask, tensors["upper"], tensors["lower"])
     return restored.T.contiguous().cpu().numpy()
 
