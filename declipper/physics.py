@@ -150,10 +150,11 @@ class ClippingLevels:
         finite = [abs(v) for v in (self.upper[channel], self.lower[channel]) if math.isfinite(v)]
         return sum(finite) / len(finite) if finite else 1.0
 
-    def as_tensors(self, device: torch.device | str = "cpu") -> dict[str, Tensor]:
-        """Levels as [channels, 1] tensors, ready to broadcast over [channels, time]."""
+    def as_tensors(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
+        """Levels as [channels, 1] tensors, ready to broadcast over [channels, time], in the signal's
+        dtype: a float64 signal compared with a level rounded to float32 can miss every clipped sample."""
         def column(values: tuple[float, ...]) -> Tensor:
-            return torch.tensor(values, dtype=torch.float32, device=device).unsqueeze(-1)
+            return torch.tensor(values, dtype=dtype, device=device).unsqueeze(-1)
 
         return {
             "upper": column(self.upper),

@@ -230,7 +230,7 @@ def aspade(y: np.ndarray, levels: ClippingLevels, settings: ASpadeSettings = ASp
     dtype = settings.torch_dtype
     keep64 = y.dtype == np.float64 and settings.dtype == "float64"
     signal = torch.from_numpy(np.ascontiguousarray(y.T, dtype=np.float64 if keep64 else np.float32)).to(device)
-    tensors = levels.as_tensors(device)
+    tensors = levels.as_tensors(device, signal.dtype)
     mask = channel_mask(signal, tensors, min_run) if mask is None else mask.to(device)  # [channels, frames]
     grid = Segmentation(signal.shape[1], settings, device)
     padded, padded_mask = grid.pad(signal.to(dtype)), grid.pad(mask)

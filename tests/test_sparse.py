@@ -176,3 +176,19 @@ def test_a_quicker_aspade_reaches_the_same_sparsity_in_fewer_iterations():
     # a block that runs to the cap (as real music does) runs a quarter of the iterations
     assert survey_iterations.max() == 60 and quick_iterations.max() == 15
     assert (quick_iterations <= survey_iterations).all()
+
+
+def test_float64_input_is_declipped_at_its_exact_level():
+    import numpy as np
+    from declipper.physics import ClippingLevels
+    from declipper.sparse import SURVEY_ASPADE, ASpadeSettings, aspade
+
+    t = np.arange(8192 * 2) / 16000
+    x = 0.9 * np.sin(2 * np.pi * 440 * t) + 0.3 * np.sin(2 * np.pi * 660 * t)
+    theta = float(np.nextafter(np.float32(0.7), np.float32(0))) + 1e-9  # float32 rounds it up: a float32 level would flag nothing
+    assert np.float32(theta) > theta
+    y = np.clip(x, -theta, theta)[:, None]
+    restored = aspade(y, ClippingLevels.uniform(1, theta, -theta), ASpadeSettings(max_iterations=50, dtype="float64"))
+    assert restored.dtype == np.float64
+    assert np.abs(restored - y).max() > 0.01  # the clipped samples were found and restored
+    assert SURVEY_ASPADE.max_iterations is None and SURVEY_ASPADE.dtype == "float64"
