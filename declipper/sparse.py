@@ -25,8 +25,9 @@ hard_thresholding.m, proj_time.m):
 
 The iteration is the toolbox's ``aspade.m`` step for step: the objective |A x_hat - z_bar| is tested
 right after thresholding, before x_hat moves; k grows after iterations 1, 3, 5, ...; a block that
-stops at the bound returns the iterate of smallest objective. In float64 on the same clipped input
-it restores what the survey's code restores in Octave to 1e-8 (docs/experiments.md).
+stops at the bound returns the iterate of smallest objective (under ``fix``'s cap, the last one). In
+float64 on the same clipped input it restores what the survey's code restores in Octave to 1e-8
+(docs/experiments.md).
 
 Blocks are declipped ``batch`` at a time as [blocks, window] tensors; a converged block leaves the
 batch, and blocks without a saturated sample are never run (their output is their input). Memory is
@@ -160,7 +161,10 @@ def aspade_blocks(y: Tensor, mask: Tensor, upper: Tensor, lower: Tensor,
         u = u + coefficients - z_bar
         if (i + 1) % settings.sparsity_every == 0:  # the toolbox counts from 1 and steps k after counting
             k += settings.sparsity_step
-    restored[active] = best_x
+    # at the survey's bound k covers the whole spectrum, so a block stopped there keeps the toolbox's
+    # best iterate; under a cap the objective of the early, small-k iterates is not comparable (on
+    # dense music the unmoved x = y scored lowest, and every capped block came back unrestored)
+    restored[active] = best_x if settings.max_iterations is None else x
     return restored, iterations
 
 
@@ -225,6 +229,16 @@ def aspade(y: np.ndarray, levels: ClippingLevels, settings: ASpadeSettings = ASp
     are y bit for bit, saturated ones lie at or beyond their level. ``progress(done, total)``
     counts the blocks that have a saturated sample, the only ones that cost time.
     """
+    return aspade_with_sparsity(y, levels, settings, progress, min_run, mask, device)[0]
+
+
+def aspade_with_sparsity(y: np.ndarray, levels: ClippingLevels, settings: ASpadeSettings = ASpadeSettings(),
+                         progress: Callable[[int, int], None] | None = None, min_run: int = 1,
+                         mask: Tensor | None = None, device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """``aspade`` and, per sample, how sparse A-SPADE found the signal there: the share of the half
+    spectrum its blocks kept when they stopped (k / bins), averaged under the windows; 0 where no
+    block ran. Why: a block that converged at small k is the sparse, tonal case A-SPADE restores well;
+    one stopped by the cap is dense, where the network is better."""
     if y.ndim != 2 or y.shape[1] != levels.channels:
         raise ValueError(f"expected audio of shape [frames, {levels.channels}], got {y.shape}")
     dtype = settings.torch_dtype
@@ -237,6 +251,8 @@ def aspade(y: np.ndarray, levels: ClippingLevels, settings: ASpadeSettings = ASp
     todo = torch.nonzero(grid.saturated_blocks(padded_mask))
     # an untouched block adds y * analysis * synthesis: start from all blocks untouched, add changes
     total = padded * grid.norm
+    kept = torch.zeros_like(padded)
+    bins = settings.window * settings.redundancy // 2 + 1
     # per-block bounds are the levels under the analysis window, as the measurement is; a polarity
     # that is not clipped flags no sample, so its (infinite) level is never read; taken from the
     # levels themselves, not their float32 tensors, so that float64 runs see the exact level
@@ -248,14 +264,17 @@ def aspade(y: np.ndarray, levels: ClippingLevels, settings: ASpadeSettings = ASp
     for first in range(0, len(todo), settings.batch):
         channels, index = todo[first : first + settings.batch].unbind(-1)
         measured = blocks[channels, index] * grid.analysis
-        declipped, _ = aspade_blocks(measured, mask_blocks[channels, index],
-                                     upper[channels] * grid.analysis, lower[channels] * grid.analysis, settings)
+        declipped, iterations = aspade_blocks(measured, mask_blocks[channels, index],
+                                              upper[channels] * grid.analysis, lower[channels] * grid.analysis, settings)
         grid.add(total, channels, index, (declipped - measured) * grid.synthesis)
+        k = settings.sparsity_step * (1 + iterations // settings.sparsity_every)  # k at the stopping iteration
+        grid.add(kept, channels, index, (k.to(dtype) / bins).unsqueeze(-1) * grid.analysis * grid.synthesis)
         if progress:
             progress(min(first + settings.batch, len(todo)), len(todo))
     estimate = grid.crop(grid.join(total)).to(signal.dtype)
     restored = project_consistent(estimate, signal, mask, tensors["upper"], tensors["lower"])
-    return restored.T.contiguous().cpu().numpy()
+    sparsity = grid.crop(grid.join(kept)).clamp(0, 1).to(torch.float32)
+    return restored.T.contiguous().cpu().numpy(), sparsity.T.contiguous().cpu().numpy()
 
 
 class ASpadeRestorer:

@@ -1,6 +1,7 @@
 """A-SPADE baseline: consistency, block grid, thresholding, and a real gain on sparse material."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -192,3 +193,14 @@ def test_float64_input_is_declipped_at_its_exact_level():
     assert restored.dtype == np.float64
     assert np.abs(restored - y).max() > 0.01  # the clipped samples were found and restored
     assert SURVEY_ASPADE.max_iterations is None and SURVEY_ASPADE.dtype == "float64"
+
+
+def test_capped_aspade_restores_dense_audio():
+    """Under a cap no block of a dense mix converges; each must still come back declipped, not as
+    the unmoved measurement (whose small-k objective is the lowest a capped run sees: that bug left
+    every capped block of real rock music unrestored, 0.0 dB here)."""
+    x = sum(music(1.0, 16000, 1, seed=seed) for seed in range(8))  # eight voices at once: dense
+    x = (x / np.abs(x).max() * 0.9).astype(np.float32)
+    y, levels = clip_at_input_sdr(x, 5.0)
+    restored = aspade(y, levels, dataclasses.replace(SMALL, max_iterations=20))
+    assert delta_sdr(x, y, restored)["delta_sdr"] > 0.7  # measured 1.43
