@@ -23,7 +23,7 @@ from .checkpoint import load_checkpoint, resolve_model_path
 from .detection import (DetectionSettings, LevelEstimator, MaskStatistics, estimate_levels, fixed_levels,
                         severity, unrestorable_channels)
 from .engine import EngineSettings, StreamingRestorer
-from .hybrid import HYBRID_MODEL, SPARSE_SHARE, HybridRestorer
+from .hybrid import HYBRID_MODEL, HybridRestorer
 from .network import Restorer, SignSymmetric
 from .physics import ClippingLevels, channel_mask
 from .sparse import ASpadeRestorer, ASpadeSettings
@@ -95,7 +95,7 @@ def method_model(method: str, model: str | None) -> str | None:
 
 
 def make_restorer(method: str, model: Restorer | None, levels: ClippingLevels, engine: EngineSettings,
-                  min_run: int, progress: ProgressCallback | None = None, sparse_share: float = SPARSE_SHARE,
+                  min_run: int, progress: ProgressCallback | None = None, sparse_share: float | None = None,
                   sparse_settings: ASpadeSettings = ASpadeSettings()):
     """The network's streaming engine, the model-free A-SPADE baseline, or the weighted mean of the
     two (``hybrid``, with the large model unless one is given), behind one interface.
@@ -116,10 +116,11 @@ def make_restorer(method: str, model: Restorer | None, levels: ClippingLevels, e
 def restore(audio: np.ndarray, sample_rate: int, model: Restorer | None = None,
             levels: ClippingLevels | None = None, detection: DetectionSettings = DetectionSettings(),
             engine: EngineSettings = EngineSettings(), method: str = "network",
-            sparse_share: float = SPARSE_SHARE, sparse_settings: ASpadeSettings = ASpadeSettings()) -> np.ndarray:
+            sparse_share: float | None = None, sparse_settings: ASpadeSettings = ASpadeSettings()) -> np.ndarray:
     """Restore clipped audio held in memory; ``levels`` skips detection when they are known.
     ``method="aspade"`` uses the sparse baseline instead of the network (slow, no model);
-    ``method="hybrid"`` mixes the two, A-SPADE weighted ``sparse_share`` (the best quality, slow)."""
+    ``method="hybrid"`` mixes the two (the best quality, slow), A-SPADE weighted ``sparse_share``, or
+    by default by a share that follows how closely the two restorations agree."""
     check_rate(sample_rate)
     original_shape = np.shape(audio)
     frames = as_frames(audio)
@@ -245,7 +246,7 @@ def restore_file(source: str | os.PathLike, target: str | os.PathLike, model: Re
                  detection: DetectionSettings = DetectionSettings(), engine: EngineSettings = EngineSettings(),
                  headroom: str = "auto", ceiling_db: float = -0.1,
                  progress: ProgressCallback | None = None, method: str = "network",
-                 sparse_share: float = SPARSE_SHARE, sparse_settings: ASpadeSettings = ASpadeSettings()) -> FileReport:
+                 sparse_share: float | None = None, sparse_settings: ASpadeSettings = ASpadeSettings()) -> FileReport:
     """Restore a file of any length in fixed memory (A-SPADE and the hybrid hold the whole signal)
     and write the result atomically.
 

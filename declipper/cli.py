@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 from .engine import EngineSettings, default_threads
-from .hybrid import SPARSE_SHARE, check_share
+from .hybrid import check_share
 from .network import UNetConfig
 from .presets import DEFAULT_PRESET
 
@@ -31,6 +31,8 @@ MODEL_HELP = "small, large (see 'declipper models') or a checkpoint file."
 DEVICE_HELP = "auto (a GPU if there is one), cpu or cuda."
 PRECISION_HELP = "auto (bf16 where fast and exact enough), bf16 or fp32."
 THREADS_HELP = "CPU threads (default: one per core, up to 8)."
+SHARE_HELP = ("A-SPADE's weight in the hybrid, from 0 to 1. By default it is set for every 8192 samples "
+              "from how closely the network's and A-SPADE's restorations agree.")
 TOLERANCE_HELP = "How far below the level a sample still counts as clipped (a share of it)."
 
 
@@ -248,7 +250,7 @@ def fix(
     model: Optional[str] = typer.Option(None, help=MODEL_HELP, rich_help_panel=ADVANCED),
     method: Optional[str] = typer.Option(None, rich_help_panel=ADVANCED,
                                          help="network, aspade (the sparse declipper alone) or hybrid (both)."),
-    sparse_share: float = typer.Option(SPARSE_SHARE, help="A-SPADE's weight in the hybrid.",
+    sparse_share: Optional[float] = typer.Option(None, help=SHARE_HELP, show_default=False,
                                        rich_help_panel=ADVANCED),
     sparse_speedup: Optional[int] = typer.Option(None, help=SPEEDUP_HELP, metavar="N", rich_help_panel=ADVANCED),
     symmetric: bool = typer.Option(False, "--symmetric", help=SYMMETRIC_HELP, rich_help_panel=ADVANCED),
@@ -463,7 +465,7 @@ def evaluate(
     model: Optional[str] = typer.Option(None, help=MODEL_HELP, rich_help_panel=ADVANCED),
     method: Optional[str] = typer.Option(None, help="network or hybrid (the network and A-SPADE).",
                                          rich_help_panel=ADVANCED),
-    sparse_share: float = typer.Option(SPARSE_SHARE, help="A-SPADE's weight in the hybrid.",
+    sparse_share: Optional[float] = typer.Option(None, help=SHARE_HELP, show_default=False,
                                        rich_help_panel=ADVANCED),
     sparse_speedup: Optional[int] = typer.Option(None, metavar="N", rich_help_panel=ADVANCED,
                                                  help=SPEEDUP_HELP + " The baseline keeps the survey's settings."),
@@ -485,7 +487,7 @@ def evaluate(
     from .checkpoint import CheckpointError
     from .engine import resolve_device
     from .evaluation import PUBLISHED, ScoreCache, evaluate as run_evaluation, published as published_scores, summarise
-    from .hybrid import blend
+    from .hybrid import combine
     from .interpolation import cubic_restore
     from .presets import resolve
     from .sparse import SURVEY_ASPADE, ASpadeSettings, aspade
@@ -521,7 +523,7 @@ def evaluate(
         restored = restore(y, rate, network, levels=clip_levels, engine=engine)
         if method == "network":
             return restored
-        return blend(restored, aspade(y, clip_levels, hybrid_settings, device=where), sparse_share)
+        return combine(y, restored, aspade(y, clip_levels, hybrid_settings, device=where), sparse_share)
 
     with progress_display() as progress:
         task = progress.add_task(method, total=None)
@@ -544,7 +546,8 @@ def evaluate(
     if json_output:
         print(json.dumps({"model": getattr(network, "metadata", {}).get("training", {}).get("command"),
                           "method": method,
-                          **({"sparse_share": sparse_share, "sparse_speedup": sparse_speedup}
+                          **({"sparse_share": "adaptive" if sparse_share is None else sparse_share,
+                              "sparse_speedup": sparse_speedup}
                              if method == "hybrid" else {}),
                           "summary": summary, "items": rows,
                           **({"baselines": {name: {"summary": baseline_summary[name], "items": baseline_rows[name]}

@@ -115,9 +115,10 @@ def hard_threshold(z: Tensor, k: int) -> Tensor:
 
 
 def aspade_blocks(y: Tensor, mask: Tensor, upper: Tensor, lower: Tensor,
-                  settings: ASpadeSettings = ASpadeSettings()) -> tuple[Tensor, Tensor]:
+                  settings: ASpadeSettings = ASpadeSettings(), start: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Declip a batch of blocks [blocks, window] independently; returns the restored blocks and the
-    iterations each one ran. ``upper``/``lower`` are the (windowed) levels, broadcastable to y."""
+    iterations each one ran. ``upper``/``lower`` are the (windowed) levels, broadcastable to y.
+    ``start``: the first iterate (y when None)."""
     window, size = y.shape[-1], y.shape[-1] * settings.redundancy
 
     def frame(x: Tensor) -> Tensor:  # A: the half spectrum of the zero-padded block
@@ -132,7 +133,7 @@ def aspade_blocks(y: Tensor, mask: Tensor, upper: Tensor, lower: Tensor,
     restored = y.clone()
     iterations = torch.full((y.shape[0],), settings.iteration_limit, dtype=torch.long, device=y.device)
     active = torch.arange(y.shape[0], device=y.device)
-    x = y
+    x = y if start is None else torch.clamp(start, low, high)
     best_x, best = y.clone(), torch.full((y.shape[0],), math.inf, dtype=torch.float64, device=y.device)
     coefficients = frame(x)  # A x_hat
     u = torch.zeros_like(coefficients)
@@ -220,25 +221,17 @@ class Segmentation:
 
 def aspade(y: np.ndarray, levels: ClippingLevels, settings: ASpadeSettings = ASpadeSettings(),
            progress: Callable[[int, int], None] | None = None, min_run: int = 1,
-           mask: Tensor | None = None, device: torch.device | str = "cpu") -> np.ndarray:
+           mask: Tensor | None = None, device: torch.device | str = "cpu",
+           start: np.ndarray | None = None) -> np.ndarray:
     """Declip [frames, channels] audio clipped at ``levels``; channels are independent.
     On a GPU (``device``) the result is the same up to float rounding, and larger batches pay.
 
     Returns audio of the same shape and float type (float64 input is kept float64 where the settings
     compute in float64, as the survey's code does), projected onto the consistent set: reliable samples
     are y bit for bit, saturated ones lie at or beyond their level. ``progress(done, total)``
-    counts the blocks that have a saturated sample, the only ones that cost time.
+    counts the blocks that have a saturated sample, the only ones that cost time. ``start``: the
+    first iterate, [frames, channels] (y when None).
     """
-    return aspade_with_sparsity(y, levels, settings, progress, min_run, mask, device)[0]
-
-
-def aspade_with_sparsity(y: np.ndarray, levels: ClippingLevels, settings: ASpadeSettings = ASpadeSettings(),
-                         progress: Callable[[int, int], None] | None = None, min_run: int = 1,
-                         mask: Tensor | None = None, device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """``aspade`` and, per sample, how sparse A-SPADE found the signal there: the share of the half
-    spectrum its blocks kept when they stopped (k / bins), averaged under the windows; 0 where no
-    block ran. Why: a block that converged at small k is the sparse, tonal case A-SPADE restores well;
-    one stopped by the cap is dense, where the network is better."""
     if y.ndim != 2 or y.shape[1] != levels.channels:
         raise ValueError(f"expected audio of shape [frames, {levels.channels}], got {y.shape}")
     dtype = settings.torch_dtype
@@ -251,8 +244,6 @@ def aspade_with_sparsity(y: np.ndarray, levels: ClippingLevels, settings: ASpade
     todo = torch.nonzero(grid.saturated_blocks(padded_mask))
     # an untouched block adds y * analysis * synthesis: start from all blocks untouched, add changes
     total = padded * grid.norm
-    kept = torch.zeros_like(padded)
-    bins = settings.window * settings.redundancy // 2 + 1
     # per-block bounds are the levels under the analysis window, as the measurement is; a polarity
     # that is not clipped flags no sample, so its (infinite) level is never read; taken from the
     # levels themselves, not their float32 tensors, so that float64 runs see the exact level
@@ -261,20 +252,21 @@ def aspade_with_sparsity(y: np.ndarray, levels: ClippingLevels, settings: ASpade
 
     upper, lower = bounds(levels.upper), bounds(levels.lower)
     blocks, mask_blocks = grid.split(padded), grid.split(padded_mask)
+    if start is not None:
+        start_blocks = grid.split(grid.pad(torch.from_numpy(np.ascontiguousarray(start.T)).to(device, dtype)))
     for first in range(0, len(todo), settings.batch):
         channels, index = todo[first : first + settings.batch].unbind(-1)
         measured = blocks[channels, index] * grid.analysis
-        declipped, iterations = aspade_blocks(measured, mask_blocks[channels, index],
-                                              upper[channels] * grid.analysis, lower[channels] * grid.analysis, settings)
+        initial = None if start is None else start_blocks[channels, index] * grid.analysis
+        declipped, _ = aspade_blocks(measured, mask_blocks[channels, index],
+                                     upper[channels] * grid.analysis, lower[channels] * grid.analysis, settings,
+                                     initial)
         grid.add(total, channels, index, (declipped - measured) * grid.synthesis)
-        k = settings.sparsity_step * (1 + iterations // settings.sparsity_every)  # k at the stopping iteration
-        grid.add(kept, channels, index, (k.to(dtype) / bins).unsqueeze(-1) * grid.analysis * grid.synthesis)
         if progress:
             progress(min(first + settings.batch, len(todo)), len(todo))
     estimate = grid.crop(grid.join(total)).to(signal.dtype)
     restored = project_consistent(estimate, signal, mask, tensors["upper"], tensors["lower"])
-    sparsity = grid.crop(grid.join(kept)).clamp(0, 1).to(torch.float32)
-    return restored.T.contiguous().cpu().numpy(), sparsity.T.contiguous().cpu().numpy()
+    return restored.T.contiguous().cpu().numpy()
 
 
 class ASpadeRestorer:

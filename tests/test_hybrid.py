@@ -1,4 +1,5 @@
-"""Network + A-SPADE: the blend stays consistent, is the weighted mean, and streams like the engine."""
+"""Network + A-SPADE: the blend stays consistent, is the weighted mean, its adaptive share follows how
+far apart the two restorations are, and it streams like the engine."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +8,7 @@ import torch
 
 from declipper import ASpadeSettings, restore
 from declipper.evaluation import clip_at_input_sdr
-from declipper.hybrid import blend, check_share
+from declipper.hybrid import STRETCH, adaptive_share, blend, check_share, combine
 from declipper.sparse import aspade
 from tests.conftest import music
 
@@ -49,7 +50,7 @@ def test_the_hybrid_method_restores_what_the_blend_of_the_two_gives(clipped_song
     np.testing.assert_allclose(hybrid, blend(network, sparse, 0.35), atol=1e-6)
     quick = ASpadeSettings().quicker(4)
     quicker = restore(y, 16000, random_model, levels=levels, method="hybrid", sparse_settings=quick)
-    np.testing.assert_allclose(quicker, blend(network, aspade(y, levels, quick)), atol=1e-6)
+    np.testing.assert_allclose(quicker, combine(y, network, aspade(y, levels, quick)), atol=1e-6)
     assert not np.allclose(quicker, hybrid, atol=1e-4)  # the settings reach A-SPADE
 
 
@@ -60,3 +61,33 @@ def test_a_share_outside_zero_to_one_is_refused(share, clipped_song, random_mode
     y, levels, _, _ = clipped_song
     with pytest.raises(ValueError, match="share"):
         restore(y, 16000, random_model, levels=levels, method="hybrid", sparse_share=share)
+
+
+def test_the_adaptive_share_trusts_a_sparse_estimate_the_network_agrees_with():
+    """Three stretches of a clipped song, restored (consistently) by a stand-in network with the clean
+    signal and by a stand-in A-SPADE that equals it (they agree: share 1), then leaves y (it restored
+    nothing the network sees: share 0), then goes half way (in between)."""
+    clean = music(1.6, 16000, seed=3)
+    y, levels = clip_at_input_sdr(clean, 5)
+    frames = 3 * STRETCH
+    y, network = y[:frames], clean[:frames]
+    sparse = np.concatenate([network[:STRETCH], y[STRETCH : 2 * STRETCH],
+                             (y + 0.5 * (network - y))[2 * STRETCH :]]).astype(np.float32)
+    share = adaptive_share(y, network, sparse)
+    assert share.shape == (frames, 1) and share.dtype == np.float32
+    first, second, third = share[((np.arange(3) + 0.5) * STRETCH).astype(int), 0]
+    assert first == pytest.approx(1.0) and second == pytest.approx(0.0, abs=1e-6) and 0.1 < third < 0.9
+    assert np.abs(np.diff(share[:, 0])).max() <= 1.0 / STRETCH + 1e-6  # never jumps: linear between centres
+    mixed = combine(y, network, sparse)
+    saturated = np.abs(y) >= np.array(levels.upper, dtype=np.float32) * (1 - 1e-6)
+    assert saturated[STRETCH : 2 * STRETCH].any()
+    assert np.array_equal(mixed[~saturated], y[~saturated])  # reliable samples bit for bit
+    assert (np.abs(mixed[saturated]) >= np.abs(y[saturated]) * (1 - 1e-6)).all()
+    middle = slice(STRETCH + STRETCH // 2 - 8, STRETCH + STRETCH // 2 + 8)
+    np.testing.assert_allclose(mixed[middle], network[middle], atol=1e-3)
+
+
+def test_the_adaptive_share_of_an_unrestored_signal_leaves_it_as_it_is():
+    y = music(0.3, 16000, seed=2) * 0.5
+    assert np.array_equal(adaptive_share(y, y, y), np.zeros((len(y), 1), np.float32))
+    assert np.array_equal(combine(y, y, y), y)
