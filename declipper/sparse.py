@@ -115,10 +115,9 @@ def hard_threshold(z: Tensor, k: int) -> Tensor:
 
 
 def aspade_blocks(y: Tensor, mask: Tensor, upper: Tensor, lower: Tensor,
-                  settings: ASpadeSettings = ASpadeSettings(), start: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                  settings: ASpadeSettings = ASpadeSettings()) -> tuple[Tensor, Tensor]:
     """Declip a batch of blocks [blocks, window] independently; returns the restored blocks and the
-    iterations each one ran. ``upper``/``lower`` are the (windowed) levels, broadcastable to y.
-    ``start``: the first iterate (y when None)."""
+    iterations each one ran. ``upper``/``lower`` are the (windowed) levels, broadcastable to y."""
     window, size = y.shape[-1], y.shape[-1] * settings.redundancy
 
     def frame(x: Tensor) -> Tensor:  # A: the half spectrum of the zero-padded block
@@ -133,7 +132,7 @@ def aspade_blocks(y: Tensor, mask: Tensor, upper: Tensor, lower: Tensor,
     restored = y.clone()
     iterations = torch.full((y.shape[0],), settings.iteration_limit, dtype=torch.long, device=y.device)
     active = torch.arange(y.shape[0], device=y.device)
-    x = y if start is None else torch.clamp(start, low, high)
+    x = y
     best_x, best = y.clone(), torch.full((y.shape[0],), math.inf, dtype=torch.float64, device=y.device)
     coefficients = frame(x)  # A x_hat
     u = torch.zeros_like(coefficients)
@@ -221,16 +220,14 @@ class Segmentation:
 
 def aspade(y: np.ndarray, levels: ClippingLevels, settings: ASpadeSettings = ASpadeSettings(),
            progress: Callable[[int, int], None] | None = None, min_run: int = 1,
-           mask: Tensor | None = None, device: torch.device | str = "cpu",
-           start: np.ndarray | None = None) -> np.ndarray:
+           mask: Tensor | None = None, device: torch.device | str = "cpu") -> np.ndarray:
     """Declip [frames, channels] audio clipped at ``levels``; channels are independent.
     On a GPU (``device``) the result is the same up to float rounding, and larger batches pay.
 
     Returns audio of the same shape and float type (float64 input is kept float64 where the settings
     compute in float64, as the survey's code does), projected onto the consistent set: reliable samples
     are y bit for bit, saturated ones lie at or beyond their level. ``progress(done, total)``
-    counts the blocks that have a saturated sample, the only ones that cost time. ``start``: the
-    first iterate, [frames, channels] (y when None).
+    counts the blocks that have a saturated sample, the only ones that cost time.
     """
     if y.ndim != 2 or y.shape[1] != levels.channels:
         raise ValueError(f"expected audio of shape [frames, {levels.channels}], got {y.shape}")
@@ -252,15 +249,11 @@ def aspade(y: np.ndarray, levels: ClippingLevels, settings: ASpadeSettings = ASp
 
     upper, lower = bounds(levels.upper), bounds(levels.lower)
     blocks, mask_blocks = grid.split(padded), grid.split(padded_mask)
-    if start is not None:
-        start_blocks = grid.split(grid.pad(torch.from_numpy(np.ascontiguousarray(start.T)).to(device, dtype)))
     for first in range(0, len(todo), settings.batch):
         channels, index = todo[first : first + settings.batch].unbind(-1)
         measured = blocks[channels, index] * grid.analysis
-        initial = None if start is None else start_blocks[channels, index] * grid.analysis
         declipped, _ = aspade_blocks(measured, mask_blocks[channels, index],
-                                     upper[channels] * grid.analysis, lower[channels] * grid.analysis, settings,
-                                     initial)
+                                     upper[channels] * grid.analysis, lower[channels] * grid.analysis, settings)
         grid.add(total, channels, index, (declipped - measured) * grid.synthesis)
         if progress:
             progress(min(first + settings.batch, len(todo)), len(todo))
