@@ -38,16 +38,14 @@ def adaptive_share(clipped: np.ndarray, network: np.ndarray, sparse: np.ndarray)
     + |s - y|^2), share = clip(a + b ln(disagreement + 0.001), 0, 1). Interpolated linearly between
     the centres of the stretches that hold a restored sample, so the share never jumps."""
     frames = len(clipped)
-    count = -(-frames // STRETCH)
+    starts = np.arange(0, frames, STRETCH)
 
-    def stretches(signal: np.ndarray) -> np.ndarray:
-        padded = np.zeros((count * STRETCH, signal.shape[1]), np.float64)
-        padded[:frames] = signal
-        return padded.reshape(count, -1)
+    def energy(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # |a - b|^2 per stretch, in float64
+        per_frame = np.square(a - b).sum(axis=1, dtype=np.float64)
+        return np.add.reduceat(per_frame, starts) if frames else per_frame
 
-    y, n, s = stretches(clipped), stretches(network), stretches(sparse)
-    apart = ((n - s) ** 2).sum(1)
-    changed = ((n - y) ** 2).sum(1) + ((s - y) ** 2).sum(1)
+    apart = energy(network, sparse)
+    changed = energy(network, clipped) + energy(sparse, clipped)
     restored = changed > 0
     if not restored.any():
         return np.zeros((frames, 1), np.float32)

@@ -1,4 +1,4 @@
-"""Render a speech evaluation set with Festival: 22 sentences by 11 voices in 7 languages, 16 kHz.
+"""Render a speech evaluation set with Festival: 22 sentences by 11 voices in 6 languages, 16 kHz.
 
 The project may use no recordings beyond the allowed music packages, so its speech set is
 synthetic: Festival's diphone, unit-selection and HTS voices from Debian, which are built from
