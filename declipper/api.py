@@ -17,15 +17,15 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .audio import (OutputPlan, atomic_target, copy_unchanged, info, open_writer, plan_output, read_blocks,
-                    truncation_warning)
+from .audio import (OutputPlan, atomic_target, copy_unchanged, info, is_lossy, open_writer, plan_output,
+                    read_blocks, truncation_warning)
 from .checkpoint import load_checkpoint, resolve_model_path
 from .detection import (DetectionSettings, LevelEstimator, MaskStatistics, estimate_levels, fixed_levels,
                         severity, unrestorable_channels)
 from .engine import EngineSettings, StreamingRestorer
 from .hybrid import HYBRID_MODEL, HybridRestorer
 from .network import Restorer, SignSymmetric
-from .physics import ClippingLevels, channel_mask
+from .physics import ClippingLevels, channel_mask, clip_to_levels
 from .sparse import ASpadeRestorer, ASpadeSettings
 
 MIN_RATE, MAX_RATE = 8000, 192000
@@ -116,8 +116,10 @@ def make_restorer(method: str, model: Restorer | None, levels: ClippingLevels, e
 def restore(audio: np.ndarray, sample_rate: int, model: Restorer | None = None,
             levels: ClippingLevels | None = None, detection: DetectionSettings = DetectionSettings(),
             engine: EngineSettings = EngineSettings(), method: str = "network",
-            sparse_share: float | None = None, sparse_settings: ASpadeSettings = ASpadeSettings()) -> np.ndarray:
+            sparse_share: float | None = None, sparse_settings: ASpadeSettings = ASpadeSettings(),
+            lossy_model: Restorer | None = None) -> np.ndarray:
     """Restore clipped audio held in memory; ``levels`` skips detection when they are known.
+    ``lossy_model`` restores instead of ``model`` where detection finds clipping smeared by a codec.
     ``method="aspade"`` uses the sparse baseline instead of the network (slow, no model);
     ``method="hybrid"`` mixes the two (the best quality, slow), A-SPADE weighted ``sparse_share``, or
     by default by a share that follows how closely the two restorations agree."""
@@ -130,9 +132,9 @@ def restore(audio: np.ndarray, sample_rate: int, model: Restorer | None = None,
     levels = levels.without(unrestorable_channels(saturated.float().mean(dim=1).tolist()))
     if not levels.any_clipped:
         return frames.reshape(original_shape).copy()
-    restorer = make_restorer(method, model, levels, engine, detection.min_run, sparse_share=sparse_share,
-                             sparse_settings=sparse_settings)
-    restored = np.concatenate([block for block, _ in restorer.process([frames])], axis=0)
+    restorer = make_restorer(method, lossy_model if lossy_model is not None and levels.smeared else model, levels,
+                             engine, detection.min_run, sparse_share=sparse_share, sparse_settings=sparse_settings)
+    restored = np.concatenate([block for block, _ in restorer.process([clip_to_levels(frames, levels)])], axis=0)
     return restored.reshape(original_shape)
 
 
@@ -146,7 +148,8 @@ class FileReport:
     sample_rate: int = 0
     frames: int = 0
     levels: ClippingLevels | None = None
-    clipped_fraction: list[float] = field(default_factory=list)
+    clipped_fraction: list[float] = field(default_factory=list)  # estimated share of clipped samples
+    flagged_fraction: list[float] = field(default_factory=list)  # ... and of those restored (lossy: more)
     longest_run: list[int] = field(default_factory=list)
     input_peak: float | None = None  # measured by scan_file
     restored_peak: float = 0.0
@@ -167,7 +170,8 @@ class FileReport:
             "channels": self.channels, "sample_rate": self.sample_rate, "frames": self.frames,
             "duration_s": self.frames / self.sample_rate if self.sample_rate else 0.0,
             "levels": self.levels.to_json() if self.levels else None,
-            "clipped_fraction": self.clipped_fraction, "longest_run": self.longest_run,
+            "clipped_fraction": self.clipped_fraction, "flagged_fraction": self.flagged_fraction,
+            "longest_run": self.longest_run,
             "severity": self.severity, "input_peak": self.input_peak, "restored_peak": self.restored_peak,
             "gain_db": 20 * math.log10(self.gain), "seconds": round(self.seconds, 3), "action": self.action,
             "error": self.error, "warnings": self.warnings, "removed_partial_files": [str(p) for p in self.removed],
@@ -179,8 +183,13 @@ class Survey:
     """The first pass over a file: its levels, and the channels with nothing to restore from."""
 
     levels: ClippingLevels
-    saturated_share: list[float]
+    saturated_share: list[float]  # flagged: what restoration re-estimates
     warnings: list[str]
+    coding_correction: list[float]  # the estimated clipped share minus the flagged one (lossy input)
+
+    def clipped(self, flagged: list[float]) -> list[float]:
+        """The clipped share per channel, from the share flagged in the mask."""
+        return [max(f + c, 0.0) for f, c in zip(flagged, self.coding_correction)]
 
     @property
     def unrestorable(self) -> list[int]:
@@ -205,9 +214,11 @@ def survey_file(source: Path, details, detection: DetectionSettings,
             progress("detect", done, details.frames)
     if detection.threshold is not None:
         levels = fixed_levels(details.channels, detection.threshold, detection.tolerance)
+        correction = [0.0] * details.channels
     else:
         levels = estimator.levels()
-    survey = Survey(levels, estimator.saturated_share(levels), [])
+        correction = estimator.coding_correction(levels)
+    survey = Survey(levels, estimator.saturated_share(levels), [], correction)
     truncated = truncation_warning(details)
     if truncated:
         survey.warnings.append(truncated)
@@ -237,8 +248,9 @@ def scan_file(source: str | os.PathLike, detection: DetectionSettings = Detectio
         done += len(block)
         if progress:
             progress("scan", done, details.frames)
+    flagged = stats.clipped_fraction.tolist()
     return FileReport(source, None, details.channels, details.samplerate, details.frames, levels,
-                      stats.clipped_fraction.tolist(), stats.longest.tolist(), peak, peak, 1.0,
+                      survey.clipped(flagged), flagged, stats.longest.tolist(), peak, peak, 1.0,
                       time.perf_counter() - started, "scanned", warnings=survey.warnings)
 
 
@@ -246,9 +258,11 @@ def restore_file(source: str | os.PathLike, target: str | os.PathLike, model: Re
                  detection: DetectionSettings = DetectionSettings(), engine: EngineSettings = EngineSettings(),
                  headroom: str = "auto", ceiling_db: float = -0.1,
                  progress: ProgressCallback | None = None, method: str = "network",
-                 sparse_share: float | None = None, sparse_settings: ASpadeSettings = ASpadeSettings()) -> FileReport:
+                 sparse_share: float | None = None, sparse_settings: ASpadeSettings = ASpadeSettings(),
+                 lossy_model: Restorer | None = None) -> FileReport:
     """Restore a file of any length in fixed memory (A-SPADE and the hybrid hold the whole signal)
-    and write the result atomically.
+    and write the result atomically. ``lossy_model`` restores instead of ``model`` where detection
+    finds clipping smeared by a codec (an MP3, or a WAV decoded from one).
 
     Unclipped files are copied bit for bit. Otherwise the result keeps float samples, or (for
     containers without float, or headroom='gain') is scaled by one gain so nothing clips again.
@@ -265,12 +279,15 @@ def restore_file(source: str | os.PathLike, target: str | os.PathLike, model: Re
     if not levels.any_clipped:
         copy_unchanged(source, plan, details.samplerate, details.channels)
         report.clipped_fraction = [float(s) if survey.unrestorable else 0.0 for s in survey.saturated_share]
+        report.flagged_fraction = list(report.clipped_fraction)
         report.longest_run = [0] * details.channels
         report.action = ("nothing to restore from: copied unchanged" if survey.unrestorable
                          else "no clipping found: copied unchanged")
         report.seconds = time.perf_counter() - started
         return report
-    restorer = make_restorer(method, model, levels, engine, detection.min_run, progress, sparse_share, sparse_settings)
+    coded = lossy_model is not None and levels.smeared
+    restorer = make_restorer(method, lossy_model if coded else model, levels, engine, detection.min_run, progress,
+                             sparse_share, sparse_settings)
     stats = MaskStatistics(details.channels)
     with atomic_target(plan.path) as temporary:
         float_plan = OutputPlan(temporary, "WAV", "FLOAT", False) if plan.make_up_gain else plan
@@ -278,7 +295,8 @@ def restore_file(source: str | os.PathLike, target: str | os.PathLike, model: Re
         try:
             done = 0
             with open_writer(staging, details.samplerate, details.channels, float_plan) as writer:
-                for restored, mask in restorer.process(read_blocks(source)):
+                blocks = (clip_to_levels(block, levels) for block in read_blocks(source))
+                for restored, mask in restorer.process(blocks):
                     writer.write(restored)
                     stats.update(mask)
                     report.restored_peak = max(report.restored_peak, float(np.abs(restored).max(initial=0.0)))
@@ -295,9 +313,14 @@ def restore_file(source: str | os.PathLike, target: str | os.PathLike, model: Re
             if staging != temporary and staging.exists():
                 staging.unlink()
     # a channel left as it is was not masked: its share is the first pass's
-    report.clipped_fraction = [survey.saturated_share[c] if c in survey.unrestorable else float(f)
+    report.flagged_fraction = [survey.saturated_share[c] if c in survey.unrestorable else float(f)
                                for c, f in enumerate(stats.clipped_fraction)]
+    report.clipped_fraction = survey.clipped(report.flagged_fraction)
     report.longest_run = stats.longest.tolist()
     report.action = plan.describe(report.gain)
+    if coded:
+        report.action = f"{report.action}; restored by the model for lossy input"
+    if is_lossy(source) and not is_lossy(plan.path):
+        report.action = f"lossy input written losslessly: {report.action}"
     report.seconds = time.perf_counter() - started
     return report

@@ -27,6 +27,8 @@ CONTAINERS = {".aif": "AIFF", ".oga": "OGG", ".opus": "OGG"}  # the rest: the su
 FLOAT_CONTAINERS = {"WAV", "WAVEX", "AIFF", "CAF", "W64", "RF64", "AU"}
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 OWN_OUTPUT_TAG = ".declipped"  # NAME.declipped.EXT: the default output beside an input
+LOSSY_SUBTYPES = {"VORBIS", "OPUS", "MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III"}
+LOSSLESS_SUFFIX = ".wav"  # where a lossy input's restoration goes unless a name is given: float WAV
 BLOCK_FRAMES = 1 << 18
 BYTES_PER_SAMPLE = {"PCM_S8": 1, "PCM_U8": 1, "ULAW": 1, "ALAW": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4,
                     "FLOAT": 4, "DOUBLE": 8}
@@ -194,20 +196,32 @@ def plan_output(source: Path, target: Path, headroom: str = "auto", ceiling_db: 
     return OutputPlan(target, container, subtype, not use_float, ceiling_db)
 
 
+def is_lossy(path: Path) -> bool:
+    """Whether a file holds lossily coded audio (MP3, Vorbis, Opus)."""
+    try:
+        return sf.info(str(path)).subtype in LOSSY_SUBTYPES
+    except Exception:  # unreadable: its job fails later with the reason; name it by its suffix
+        return path.suffix.lower() in {".mp3", ".opus"}
+
+
 def output_path(source: Path, output: Path | None, root: Path | None, many: bool, in_place: bool) -> Path:
     """Where the result of ``source`` goes.
 
     Default: beside the input as NAME.declipped.EXT. With -o FILE (one input) that file; with
     -o DIR (an existing folder, a name without an extension, or several inputs) the tree below
-    ``root`` is mirrored under DIR with the original names.
+    ``root`` is mirrored under DIR with the original names. Where no file name was given, a lossy
+    input's restoration is written as float WAV instead (NAME.declipped.wav): coding it again
+    would lose about a dB of what was restored, and the restored peaks above full scale would need
+    a make-up gain.
     """
     if in_place:
         return source
+    suffix = LOSSLESS_SUFFIX if is_lossy(source) else source.suffix
     if output is None:
-        return source.with_name(f"{source.stem}{OWN_OUTPUT_TAG}{source.suffix}")
+        return source.with_name(f"{source.stem}{OWN_OUTPUT_TAG}{suffix}")
     if output_is_folder(output, many):
         relative = source.relative_to(root) if root is not None else Path(source.name)
-        return output / relative
+        return (output / relative).with_suffix(suffix)
     return output
 
 

@@ -100,6 +100,10 @@ def train(
                                                "signal-to-distortion ratio (dB) of the clipped audio."),
     minutes: Optional[float] = typer.Option(None, help="Stop after this much training time; the learning-rate "
                                             "schedule then runs over the time, not the steps."),
+    codecs: Optional[str] = typer.Option(None, help="Supervised: also learn from clipped audio that went through "
+                                                    "these lossy codecs, e.g. mp3-64,vorbis-q4,opus-64 (bit rates "
+                                                    "per channel: crops are mono)."),
+    coded_share: float = typer.Option(0.5, help="With --codecs: the share of crops that are coded."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from OUT.resume."),
     validate: List[Path] = typer.Option([], help="Held-out clean audio scored at every checkpoint."),
     cache: Path = typer.Option(Path(".declipper-cache"), help="Where decoded audio is cached."),
@@ -170,7 +174,8 @@ def train(
         ei_region=ei_region, teacher_decay=teacher_decay, seed=seed, checkpoint_every=checkpoint_every,
         device=device, precision=precision, widths=tuple(int(w) for w in number_list(widths, "--widths")),
         kernel=kernel, stride=stride, output=output, domain=domain, n_fft=n_fft, hop=hop,
-        scales=tuple(int(s) for s in number_list(scales, "--scales")), minutes=minutes)
+        scales=tuple(int(s) for s in number_list(scales, "--scales")), minutes=minutes,
+        codecs=tuple(name.strip() for name in codecs.split(",")) if codecs else (), coded_share=coded_share)
     start = None if init == "none" else default_model_path() if init == "shipped" else Path(init)
     command = "declipper " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
@@ -217,13 +222,19 @@ def format_levels(levels) -> str:
 
     if levels is None:
         return "-"
+    def pair(up: float, low: float) -> str:
+        return "/".join(f"{v:+.3f}" if math.isfinite(v) else "-" for v in (up, low))
+
     parts = []
     for c in range(levels.channels):
         up, low = levels.upper[c], levels.lower[c]
         if not (math.isfinite(up) or math.isfinite(low)):
             parts.append("none")
+        elif levels.upper_smear[c] or levels.lower_smear[c]:  # lossy: the old level, and where the band starts
+            parts.append(f"{pair(up + levels.upper_smear[c], low - levels.lower_smear[c])} "
+                         f"(lossy: from {pair(up, low)})")
         else:
-            parts.append("/".join(f"{v:+.3f}" if math.isfinite(v) else "-" for v in (up, low)))
+            parts.append(pair(up, low))
     return "\n".join(parts)
 
 
@@ -239,7 +250,8 @@ def fix(
     paths: List[Path] = typer.Argument(..., help="Clipped audio files, or folders to search.", metavar="PATH"),
     output: Optional[Path] = typer.Option(None, "-o", "--output", show_default=False,
                                           help="Output file, or folder (mirrors the input tree). Default: "
-                                               "NAME.declipped.EXT beside each input."),
+                                               "NAME.declipped.EXT beside each input (for MP3, Vorbis or Opus "
+                                               "input: NAME.declipped.wav, float, so nothing is lost again)."),
     quality: str = typer.Option(DEFAULT_PRESET, "-q", "--quality", show_default=False,
                                 help="fast (default), balanced or best: see 'declipper models'."),
     in_place: bool = typer.Option(False, "--in-place", help="Replace each input with its restoration."),
@@ -273,7 +285,7 @@ def fix(
     from .batch import PlanError, plan_jobs, run_jobs
     from .checkpoint import CheckpointError
     from .engine import resolve_device
-    from .presets import resolve
+    from .presets import lossy_model, resolve
     from .sparse import ASpadeSettings
 
     set_threads(threads)
@@ -281,6 +293,7 @@ def fix(
     if headroom not in ("auto", "float", "gain"):
         fail(f"--headroom must be auto, float or gain, not {headroom!r}")
     try:
+        chosen_model = model
         model, method, sparse_speedup = resolve(quality, model, method, sparse_speedup)
     except ValueError as error:
         fail(str(error))
@@ -292,6 +305,8 @@ def fix(
         check_share(sparse_share)
         sparse_settings = ASpadeSettings().quicker(sparse_speedup)
         network = None if method == "aspade" else load_model(model, symmetric)
+        for_lossy = lossy_model(quality, chosen_model) if method == "network" else None
+        lossy_network = load_model(for_lossy, symmetric) if for_lossy else None
     except (PlanError, CheckpointError, ValueError) as error:
         fail(str(error))
     engine = EngineSettings(window=window, batch=batch, device=device, precision=precision)
@@ -307,7 +322,7 @@ def fix(
 
             try:
                 return restore_file(job.source, job.target, network, settings, engine, headroom, ceiling, show,
-                                    method, sparse_share, sparse_settings)
+                                    method, sparse_share, sparse_settings, lossy_network)
             finally:
                 progress.remove_task(file_task)
 
@@ -499,6 +514,7 @@ def evaluate(
     if any(name not in BASELINES for name in baselines):
         fail(f"--baseline must be aspade, cubic or aspade,cubic, not {baseline!r}")
     try:
+        chosen_model = model
         model, method, sparse_speedup = resolve(quality, model, method, sparse_speedup)
     except ValueError as error:
         fail(str(error))

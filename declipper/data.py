@@ -120,6 +120,10 @@ class CropSampler(_SeededSampler):
         self.tracks = usable
 
     def crop(self) -> np.ndarray:
+        return self.crop_with_rate()[0]
+
+    def crop_with_rate(self) -> tuple[np.ndarray, int]:
+        """A crop and the sample rate of the track it came from."""
         for _ in range(100):
             track = self.tracks[self.pick()]
             start = int(self.rng.integers(0, track.frames - self.length))
@@ -127,7 +131,7 @@ class CropSampler(_SeededSampler):
             mix = self.rng.dirichlet(np.ones(stereo.shape[0])) if stereo.shape[0] > 1 else np.ones(1)
             mono = (mix[:, None] * stereo).sum(0) * self.rng.choice([-1.0, 1.0])
             if np.sqrt(np.mean(mono**2)) > 1e-3:
-                return mono.astype(np.float32)
+                return mono.astype(np.float32), track.rate
         raise ValueError("the corpus seems silent: 100 crops in a row had no signal")
 
     def batch(self, size: int) -> torch.Tensor:

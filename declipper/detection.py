@@ -30,7 +30,19 @@ RIPPLE_PROMINENCE = 1.3  # a rippled plateau's bump over the valley beneath it: 
 RIPPLE_SIGNIFICANCE = 6.0  # ... in standard deviations of the counting noise
 MIN_PILE = 10  # samples in the pile before we believe it
 MIN_RIPPLE_PILE = 100  # ... for a rippled one, whose bump a tone's few hundred samples can fake
-KEPT_SHARE = 0.45  # of the peak: the lowest amplitude level() looks at is half the peak
+CODED_BINS = 200  # a coded plateau is looked for in bins of 1/200 of the peak
+# the band of smeared samples reaches this many times the bump's lower half-width below its centre:
+# 2, 3 and 4 measured on held-out tracks (docs/experiments.md), 3 the best over levels and codecs
+BAND_REACH = 3.0
+CAPPED_REACH = 0.08  # of the plateau level: how far below a hard plateau a coded bump's centre may lie
+# a coded plateau must hold this share of a channel's samples: a sustained synth tone or a limiter's
+# crests make small bumps too (up to 0.14 % measured on the test tracks driven into a limiter, 0.15 % on
+# a heldout one), the survey's lightest clipping 1-4 %. Lighter clipping in lossy files is left alone.
+MIN_CODED_SHARE = 2e-3
+TOP_SHARE = 0.1  # of the samples from the valley up, at most this share lies well above a coded plateau
+# of the peak: the lowest amplitude level() looks at. Decoded plateaus overshoot the level by up to
+# +3.5 dB, and their ripple reaches 30 % below it, so the band can start at a third of the peak
+KEPT_SHARE = 0.3
 # Below this share of reliable samples a channel is left as it is: there is nothing to restore from
 # (a DC offset at full scale, a dead converter). The survey's heaviest clipping, input SDR 1 dB,
 # leaves 5-15 % of the samples reliable on sines and music.
@@ -67,8 +79,10 @@ class _Tail:
     counts: np.ndarray = field(default_factory=lambda: np.zeros(OCTAVES * BINS_PER_OCTAVE, np.int64))
     flat: np.ndarray = field(default_factory=lambda: np.zeros(OCTAVES * BINS_PER_OCTAVE, np.int64))
     peak: float = 0.0
+    samples: int = 0  # of the channel, both polarities
 
     def add(self, values: np.ndarray, flat: np.ndarray) -> None:
+        self.samples += len(values)
         self.peak = max(self.peak, float(values.max(initial=0.0)))
         # level() only asks about amplitudes above half the peak, so the samples below a share of the
         # peak so far (hence of the final peak) need no bin: most of them, in music, and the costly part
@@ -80,12 +94,21 @@ class _Tail:
             self.counts[span] += np.bincount(bins - low, minlength=span.stop - low)
             self.flat[span] += np.bincount(bins[flat[kept]] - low, minlength=span.stop - low)
 
-    def level(self, tolerance: float) -> tuple[float, float]:
-        """(level, spread) of a pile-up at the top of the distribution, or (inf, 0) if none."""
+    def level(self, tolerance: float) -> tuple[float, float, float | None, float]:
+        """(level, spread, pile, smear) of a pile-up at the top of the distribution, or
+        (inf, 0, None, 0) if none. ``pile``: the number of clipped samples where a codec has smeared
+        them, None for plateaus (there every flagged sample is a clipped one)."""
         if self.peak <= 0:
-            return math.inf, 0.0
-        return (self._plateau(self._above(self.flat), self._above(self.counts), tolerance)
-                or self._rippled_plateau(self._above(self.counts), tolerance) or (math.inf, 0.0))
+            return math.inf, 0.0, None, 0.0
+        above = self._above(self.counts)
+        plateau = self._plateau(self._above(self.flat), above, tolerance)
+        if plateau:
+            # a decoder that wrote integers (ffmpeg's default WAV, a CD rip of an MP3) clipped the
+            # codec's overshoot again: a hard plateau at full scale on top of the coded band
+            level, spread = plateau
+            coded = self._coded_plateau(above, tolerance, top=level - spread)
+            return coded if coded is not None else (*plateau, None, 0.0)
+        return self._coded_plateau(above, tolerance) or (math.inf, 0.0, None, 0.0)
 
     @staticmethod
     def _above(counts: np.ndarray):
@@ -111,39 +134,75 @@ class _Tail:
             t *= 2
         return None
 
-    def _rippled_plateau(self, above, tolerance: float) -> tuple[float, float] | None:
-        """Clipping then lossy coding: plateaus become a bump of ripple centred on the level.
+    def _coded_plateau(self, above, tolerance: float, top: float | None = None) -> tuple[float, float, float, float] | None:
+        """Clipping then lossy coding: the codec spreads each plateau into a bump around the level.
 
-        In bins of 1 % of the peak, a natural tail thins out towards the top; a rippled plateau
-        makes a local maximum at the level, standing well above the valley below it.
+        In bins of 0.5 % of the peak (smoothed over a few bins), the bump is the highest local
+        maximum that stands well above the valley beneath it, with little of the distribution
+        above it (a square-wave synth also piles its samples at one amplitude, but inside the
+        music's range, not at its top). Returns (level, spread, pile, smear): the level is the
+        bottom of the band of smeared samples, BAND_REACH times the distance from the bump's
+        centre down to its half height below the centre (so that nearly all the plateau's samples lie above it);
+        the pile, the number of clipped samples, is the bump's excess over the valley's density;
+        the smear is the centre's height above the level. ``top``: look below it only (the samples
+        above it make a hard plateau of their own).
         """
-        width = self.peak / 100
-        edges = [above(self.peak - j * width) for j in range(51)]
-        counts = np.diff(np.array(edges, dtype=np.float64))  # counts[j]: j bins below the peak
-        # a 3-bin mean, over 2 bins at the ends: padding with zeros would dip the top bin and make
-        # a density that rises to the peak (a sine's crest) look like a bump below it
-        smooth = np.convolve(counts, np.ones(3), mode="same") / np.convolve(np.ones_like(counts), np.ones(3), mode="same")
-        mode = 1 + int(np.argmax(smooth[1:21]))
-        valley = float(smooth[mode + 1 : 49].min())
-        interior = smooth[mode] >= smooth[:mode].max() and mode < 20
-        # ripple spreads a plateau's samples continuously: empty bins in the bump mean a few discrete
-        # values (a periodic tone whose samples repeat), not a smeared plateau
-        if not interior or counts[mode - 1 : mode + 2].sum() < MIN_RIPPLE_PILE or not counts[mode - 1 : mode + 2].all():
+        top = self.peak if top is None else top
+        width = top / CODED_BINS
+        first = int(math.ceil(KEPT_SHARE * self.peak / width))  # below it the histograms keep nothing
+        beyond = above(top) if top < self.peak else 0
+        edges = np.array([above(j * width) - beyond for j in range(first, CODED_BINS + 1)], dtype=np.float64)
+        counts = -np.diff(edges)  # counts[i]: samples in [(first + i) width, (first + i + 1) width)
+        kernel = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)
+        smooth = np.convolve(counts, kernel, "same") / np.convolve(np.ones_like(counts), kernel, "same")
+        found = None
+        # from the top down; under a hard plateau the bump's top half was clipped off: its lower flank
+        # may rise right up to the plateau
+        capped = top < self.peak
+        for mode in range(len(counts) - (1 if capped else 2), len(counts) // 10, -1):
+            if smooth[mode] < smooth[max(mode - 8, 0) : mode + 9].max():
+                continue
+            low = max(mode - 60, 0)
+            valley_at = low + int(np.argmin(smooth[low:mode])) if mode > low else mode
+            valley = float(smooth[valley_at])
+            significance = (smooth[mode] - valley) / math.sqrt(max(valley, 1.0) / 5)  # ~5 bins of smoothing
+            if (smooth[mode] >= RIPPLE_PROMINENCE * valley and significance >= RIPPLE_SIGNIFICANCE
+                    and counts[mode - 2 : mode + 3].sum() >= MIN_RIPPLE_PILE):
+                found = mode, valley_at, valley
+                break
+        if found is None:
             return None
-        # smeared: a periodic tone whose period is a whole number of samples repeats a few exact
-        # values, which fill few of the fine bins that ripple spreads a bump over
-        low, high = (_bin_index(np.array([self.peak - k * width]))[0] for k in (mode + 2, mode - 1))
-        in_bump = int(counts[mode - 1 : mode + 2].sum())
-        if np.count_nonzero(self.counts[low : high + 1]) < min(in_bump, high - low) / 4:
-            return None
-        # prominent, and far beyond counting noise (a 3-bin average of Poisson counts)
-        significance = (smooth[mode] - valley) / math.sqrt(max(valley, 1.0) / 3)
-        if smooth[mode] < RIPPLE_PROMINENCE * valley or significance < RIPPLE_SIGNIFICANCE:
-            return None
+        mode, valley_at, valley = found
         half = (smooth[mode] + valley) / 2
-        reach = mode + int(np.argmax(smooth[mode:] <= half))
-        level = self.peak - (mode + 0.5) * width
-        return level, (reach - mode) * width + tolerance * level
+        below, above_mode = smooth[mode::-1] <= half, smooth[mode:] <= half  # the bump's half height, each side
+        rise = mode - int(np.argmax(below)) if below.any() else 0
+        fall = mode + int(np.argmax(above_mode)) if above_mode.any() else len(counts) - 1  # or up to a hard plateau
+        if counts[min(fall + 2 * (fall - mode) + 2, len(counts)) :].sum() > TOP_SHARE * counts[valley_at:].sum():
+            return None
+        # under a hard plateau, the bump must be the codec's, centred at the old level, close below the
+        # plateau (decoders shift it by up to 5 %): a bump of the music's own lies lower or wider
+        if capped and (len(counts) - 1 - mode > min(BAND_REACH * (mode - rise), CAPPED_REACH * CODED_BINS)):
+            return None
+        if not capped and (not above_mode.any() or len(counts) - 1 - mode < mode - rise):
+            return None  # no ripple above the level: a density rising to its peak, as a sine's crest
+        # ripple spreads a plateau's samples continuously: a periodic tone whose period is a whole
+        # number of samples repeats a few exact values, which fill few of the fine bins
+        lo, hi = (_bin_index(np.array([(first + k) * width]))[0] for k in (rise, fall + 1))
+        if np.count_nonzero(self.counts[lo : hi + 1]) < min(counts[rise : fall + 1].sum(), hi - lo) / 4:
+            return None
+        centre = (first + mode + 0.5) * width
+        bottom = max(centre - BAND_REACH * (mode - rise) * width, KEPT_SHARE * self.peak)
+        start = int((bottom / width) - first)
+        below = counts[start:].sum() - valley * max(mode - start, 0)
+        # under a hard plateau: a codec's overshoot clipped again holds at most about as many samples as
+        # the band below it (half of the ripple lies below the level); hard clipping of lossless audio
+        # holds nearly all of them in the plateau, and a small bump below it is the music's own
+        if capped and below < beyond / 2:
+            return None
+        pile = below + beyond
+        if pile < MIN_CODED_SHARE * self.samples:
+            return None
+        return bottom, tolerance * bottom, float(pile), centre - bottom
 
     def count_from(self, value: float) -> int:
         """Samples at or above ``value``: exact for values above the kept share of the peak."""
@@ -193,16 +252,35 @@ class LevelEstimator:
         negative.add(-samples, flat)
 
     def levels(self) -> ClippingLevels:
-        upper, lower, upper_spread, lower_spread = [], [], [], []
+        upper, lower, upper_spread, lower_spread, upper_smear, lower_smear = [], [], [], [], [], []
+        self.piles = []  # per channel and polarity: clipped samples under a coded plateau, or None
         for positive, negative in self.tails:
-            level, spread = positive.level(self.tolerance)
+            level, spread, high_pile, smear = positive.level(self.tolerance)
             upper.append(level)
             upper_spread.append(spread)
-            level, spread = negative.level(self.tolerance)
+            upper_smear.append(smear)
+            level, spread, low_pile, smear = negative.level(self.tolerance)
             lower.append(-level)
             lower_spread.append(spread)
-        return ClippingLevels(tuple(upper), tuple(lower), tuple(upper_spread), tuple(lower_spread))
+            lower_smear.append(smear)
+            self.piles.append((high_pile, low_pile))
+        return ClippingLevels(tuple(upper), tuple(lower), tuple(upper_spread), tuple(lower_spread),
+                              tuple(upper_smear), tuple(lower_smear))
 
+    def coding_correction(self, levels: ClippingLevels) -> list[float]:
+        """Per channel, the estimated share of clipped samples minus the share flagged, from the
+        coded plateaus that levels() found: the band of smeared samples flagged for restoration also
+        holds unclipped ones (and misses a few clipped ones), so what it flags overstates the clipping."""
+        piles = getattr(self, "piles", None) or [(None, None)] * len(self.tails)
+        corrections = []
+        for channel, ((positive, negative), (high, low)) in enumerate(zip(self.tails, piles)):
+            correction = 0.0
+            if high is not None:
+                correction += high - positive.count_from(levels.upper[channel] - levels.upper_spread[channel])
+            if low is not None:
+                correction += low - negative.count_from(-(levels.lower[channel] + levels.lower_spread[channel]))
+            corrections.append(correction / max(self.frames, 1))
+        return corrections
 
     def saturated_share(self, levels: ClippingLevels) -> list[float]:
         """Per channel, the share of samples flagged saturated under ``levels`` (runs of any length),

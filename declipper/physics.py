@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 Tensor = torch.Tensor
@@ -121,6 +122,17 @@ class ClippingLevels:
     lower: tuple[float, ...]
     upper_spread: tuple[float, ...]
     lower_spread: tuple[float, ...]
+    # lossy coding spreads a plateau's samples into a band around the old level: the level above
+    # is then the band's lower edge (restoration treats the whole band as saturated, and the input
+    # is clipped there, so that the network and A-SPADE see plain clipping), and the smear is how
+    # far above it the band's centre, the old level, lay. Zero for hard clipping.
+    upper_smear: tuple[float, ...] = ()
+    lower_smear: tuple[float, ...] = ()
+
+    def __post_init__(self):
+        for name in ("upper_smear", "lower_smear"):
+            if not getattr(self, name):
+                object.__setattr__(self, name, (0.0,) * len(self.upper))
 
     @classmethod
     def uniform(cls, channels: int, upper: float, lower: float, spread: float = 0.0) -> "ClippingLevels":
@@ -134,6 +146,11 @@ class ClippingLevels:
         return math.isfinite(self.upper[channel]) or math.isfinite(self.lower[channel])
 
     @property
+    def smeared(self) -> bool:
+        """Whether any level is the band of a clipped plateau that lossy coding smeared."""
+        return any(self.upper_smear) or any(self.lower_smear)
+
+    @property
     def any_clipped(self) -> bool:
         return any(self.clipped(c) for c in range(self.channels))
 
@@ -143,7 +160,7 @@ class ClippingLevels:
             return tuple(off if c in channels else v for c, v in enumerate(values))
 
         return ClippingLevels(keep(self.upper, math.inf), keep(self.lower, -math.inf), keep(self.upper_spread, 0.0),
-                              keep(self.lower_spread, 0.0))
+                              keep(self.lower_spread, 0.0), keep(self.upper_smear, 0.0), keep(self.lower_smear, 0.0))
 
     def scale(self, channel: int) -> float:
         """The amplitude the network works in: the mean magnitude of the finite levels."""
@@ -169,8 +186,19 @@ class ClippingLevels:
             return v if math.isfinite(v) else None
 
         return [
-            {"upper": finite(self.upper[c]), "lower": finite(self.lower[c])} for c in range(self.channels)
+            {"upper": finite(self.upper[c]), "lower": finite(self.lower[c]),
+             "upper_smear": self.upper_smear[c] if math.isfinite(self.upper[c]) else None,
+             "lower_smear": self.lower_smear[c] if math.isfinite(self.lower[c]) else None}
+            for c in range(self.channels)
         ]
+
+
+def clip_to_levels(block: np.ndarray, levels: ClippingLevels) -> np.ndarray:
+    """A [frames, channels] numpy block clipped at each channel's levels: restoration's input, where
+    a lossy codec's ripple is flattened back onto the level (hard clipping: only the dither)."""
+    upper = np.array(levels.upper, dtype=block.dtype)
+    lower = np.array(levels.lower, dtype=block.dtype)
+    return np.minimum(np.maximum(block, lower), upper)
 
 
 def channel_mask(y: Tensor, levels: dict[str, Tensor], min_run: int = 1) -> Tensor:

@@ -5,6 +5,7 @@ preset overrides that part of it.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from .hybrid import HYBRID_MODEL
@@ -16,15 +17,29 @@ class Preset:
     method: str  # network, aspade or hybrid (see declipper.api.METHODS)
     sparse_speedup: int  # A-SPADE's speed-up in the hybrid
     purpose: str
+    # for files whose clipping a lossy codec smeared: a model fine-tuned on such crops (None: the same)
+    lossy_model: str | None = None
 
+
+LOSSY_MODEL = "small-lossy"  # declipper-small.pt fine-tuned on clipped, then coded crops (models/README.md)
 
 PRESETS = {
-    "fast": Preset(None, "network", 1, "the small network: many times faster than real time"),
+    "fast": Preset(None, "network", 1, "the small network (for MP3, Vorbis or Opus clipping, its copy "
+                                       "fine-tuned on such files): many times faster than real time",
+                   lossy_model=LOSSY_MODEL),
     "balanced": Preset("large", "network", 1, "the large network: better, still faster than real time"),
     "best": Preset("large", "hybrid", 4, "the large network and A-SPADE together: the best restoration, "
                                          "slower than real time"),
 }
 DEFAULT_PRESET = "fast"
+
+
+def lossy_model(quality: str, model: str | None) -> str | None:
+    """The model for coded input under a preset: only where no model was chosen (by --model or
+    $DECLIPPER_MODEL), so a choice of one's own is never overridden."""
+    if model is not None or os.environ.get("DECLIPPER_MODEL"):
+        return None
+    return PRESETS[quality].lossy_model
 
 
 def resolve(quality: str, model: str | None = None, method: str | None = None,

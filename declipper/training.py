@@ -28,6 +28,7 @@ import torch.distributed as dist
 from . import __version__
 from .api import restore
 from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from .codecs import Codec
 from .audio import audio_files
 from .data import AUGMENT_RATES, AudioCorpus, ClippedCropSampler, CropSampler
 from .engine import EngineSettings, resolve_device, use_bf16
@@ -68,6 +69,8 @@ class TrainSettings:
     hop: int = UNetConfig().hop
     scales: tuple[int, ...] = UNetConfig().scales
     minutes: float | None = None  # a wall-clock budget: the schedule then runs over time, not steps
+    codecs: tuple[str, ...] = ()  # supervised: also clipped crops coded with these (declipper.codecs names)
+    coded_share: float = 0.5  # ... this share of the crops
 
     def network(self) -> UNetConfig:
         return UNetConfig(widths=tuple(self.widths), kernel=self.kernel, stride=self.stride, output=self.output,
@@ -94,6 +97,12 @@ class TrainSettings:
             raise ValueError("the kernel must be odd and the stride at least 2")
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError("the time budget must be positive")
+        if self.codecs and not self.simulate_clipping:
+            raise ValueError("coded training crops are made from clean audio: use simulated clipping")
+        for name in self.codecs:
+            Codec(name)  # a clear error for an unknown name
+        if not 0 <= self.coded_share <= 1:
+            raise ValueError("the coded share must lie in [0, 1]")
 
 
 def clipping_for(clean: torch.Tensor, input_sdr: torch.Tensor) -> Clipping:
@@ -121,6 +130,54 @@ class SimulatedClipping:
     def set_state(self, state: dict) -> None:
         self.sampler.set_state(state["crops"])
         self.levels.bit_generator.state = state["levels"]
+
+
+class CodedClipping(SimulatedClipping):
+    """Clean crops clipped at full scale and, a share of them, coded with a lossy codec and decoded,
+    as most clipped music reaches users: the network learns what a codec's ripple looks like beside
+    clipping. A coded crop is restored from the band detection flags: the input is clipped a little
+    below the decoded plateau's lowest samples (a random 0.3-5 % of them lie lower, as the band
+    detection finds leaves some out), and everything at that level counts as saturated.
+
+    Crops are single channels, so bit rates are per channel: mp3-64 here is like 128 kbps stereo.
+    Each crop is coded with a margin on both sides, so the codec's start and end do not show.
+    """
+
+    MARGIN = 2048
+    FULL_SCALE = 1 - 2**-15
+
+    def __init__(self, corpus: AudioCorpus, settings: TrainSettings, seed: int):
+        self.sampler = CropSampler(corpus, settings.crop + 2 * self.MARGIN, seed)
+        self.levels = np.random.default_rng(seed + 1)
+        self.input_sdr = settings.input_sdr
+        self.codecs = [Codec(name) for name in settings.codecs]
+        self.coded_share = settings.coded_share
+
+    def _crop(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """(measurement, clean, level) of one crop, scaled so that the master clips at full scale."""
+        clean, rate = self.sampler.crop_with_rate()
+        target = float(self.levels.uniform(*self.input_sdr))
+        theta = float(threshold_for_input_sdr(torch.from_numpy(clean).double().unsqueeze(0), target)[0])
+        clean = clean * (self.FULL_SCALE / max(theta, 1e-9))
+        master = np.clip(clean, -self.FULL_SCALE, self.FULL_SCALE)
+        usable = [codec for codec in self.codecs if codec.takes(rate)]
+        inner = slice(self.MARGIN, len(clean) - self.MARGIN)
+        if not usable or self.levels.random() >= self.coded_share:
+            return master[inner], clean[inner], self.FULL_SCALE
+        codec = usable[int(self.levels.integers(len(usable)))]
+        decoded = codec.round_trip(master[:, None].astype(np.float32), rate)[:, 0][inner]
+        clipped = np.abs(master[inner]) >= self.FULL_SCALE
+        level = self.FULL_SCALE
+        if clipped.any():
+            level = float(np.percentile(np.abs(decoded[clipped]), self.levels.uniform(0.3, 5.0)))
+        return np.clip(decoded, -level, level), clean[inner], level
+
+    def batch(self, size: int, device: torch.device) -> tuple[torch.Tensor, Clipping, torch.Tensor]:
+        crops = [self._crop() for _ in range(size)]
+        y = torch.from_numpy(np.stack([c[0] for c in crops]).astype(np.float32)).to(device)
+        clean = torch.from_numpy(np.stack([c[1] for c in crops]).astype(np.float32)).to(device)
+        level = torch.tensor([c[2] for c in crops], dtype=torch.float32, device=device)
+        return y, Clipping.symmetric(level), clean
 
 
 class RealClipping:
@@ -249,7 +306,8 @@ def train(data: Sequence[str | Path], out: str | Path, settings: TrainSettings, 
     if world > 1 and rank == 0:
         dist.barrier()
     log(f"corpus: {len(corpus.tracks)} track versions, {corpus.seconds / 3600:.2f} h")
-    source = (SimulatedClipping if settings.simulate_clipping else RealClipping)(corpus, settings, settings.seed + 7919 * rank)
+    kind = (CodedClipping if settings.codecs else SimulatedClipping) if settings.simulate_clipping else RealClipping
+    source = kind(corpus, settings, settings.seed + 7919 * rank)
 
     model.to(device).train()
     objective = Objective(settings, bf16=use_bf16(model, device, settings.precision))

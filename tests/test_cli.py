@@ -12,6 +12,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from declipper.cli import app
+from declipper.codecs import Codec
 from tests.conftest import music
 
 RATE = 44100
@@ -57,6 +58,35 @@ def test_fix_writes_float_beside_the_input(tmp_path):
     symmetric, _ = sf.read(tmp_path / "symmetric.wav", dtype="float32", always_2d=True)
     assert np.array_equal(symmetric[reliable], original[reliable]) and (np.abs(symmetric[~reliable]) >= 0.9999).all()
     assert not np.array_equal(symmetric, restored)
+
+
+@pytest.mark.parametrize("codec", ["mp3-128", "vorbis-q4"])
+def test_lossy_input_is_restored_into_float_wav_unless_named(tmp_path, codec):
+    """Coding the restoration again would lose part of it: by default it goes to float WAV, with
+    the smeared band flagged and restored, and the reliable samples as decoded. -o x.mp3 is honoured."""
+    codec = Codec(codec)
+    clean = music(10, RATE, seed=5, peak=2.0)
+    source = tmp_path / f"song{codec.suffix}"
+    source.write_bytes(codec.encode(np.clip(clean, -1, 1), RATE))
+    result = run("fix", source, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)[0]
+    out = tmp_path / "song.declipped.wav"
+    assert report["output"] == str(out) and sf.info(out).subtype == "FLOAT"
+    assert report["action"].startswith("lossy input written losslessly")
+    assert all(band["upper_smear"] > 0 for band in report["levels"])
+    decoded, _ = sf.read(source, dtype="float32", always_2d=True)
+    restored, _ = sf.read(out, dtype="float32", always_2d=True)
+    assert restored.shape == decoded.shape
+    upper = np.array([band["upper"] for band in report["levels"]])
+    lower = np.array([band["lower"] for band in report["levels"]])
+    reliable = (decoded < upper * (1 - 1e-4)) & (decoded > lower * (1 - 1e-4))  # below the default tolerance
+    assert np.array_equal(restored[reliable], decoded[reliable])
+    assert (restored[decoded >= upper] >= (upper * np.ones_like(decoded))[decoded >= upper]).all()
+    assert report["flagged_fraction"][0] > report["clipped_fraction"][0] > 0
+    again = run("fix", source, "-o", tmp_path / f"kept{codec.suffix}")
+    assert again.exit_code == 0, again.output
+    assert sf.info(tmp_path / f"kept{codec.suffix}").subtype == sf.info(source).subtype
 
 
 @pytest.mark.parametrize("suffix, subtype", [(".flac", "PCM_16"), (".wav", "PCM_24")])
@@ -338,3 +368,39 @@ def test_eval_scores_cubic_interpolation_beside_the_network(tmp_path):
     assert [row["input_sdr"] for row in cubic] == [10, 20] and all(row["delta_sdr"] > 0 for row in cubic)
     wrong = run("eval", clean, "--baseline", "spline")
     assert wrong.exit_code == 2 and "aspade, cubic" in wrong.output
+
+
+def test_the_model_for_lossy_input_restores_only_coded_clipping(tmp_path, random_model):
+    """fix's default preset restores clipping a codec smeared with its model for lossy input, and
+    everything else with the default model; a model of one's own is never swapped."""
+    import torch
+
+    from declipper.api import restore_file
+    from declipper.network import Declipper, UNetConfig
+    from declipper.presets import lossy_model
+
+    torch.manual_seed(1)
+    other = Declipper(UNetConfig(widths=(8, 16, 32), kernel=5, stride=4)).eval()
+    clean = music(10, RATE, seed=5, peak=2.0)
+    coded = tmp_path / "song.ogg"
+    coded.write_bytes(Codec("vorbis-q4").encode(np.clip(clean, -1, 1), RATE))
+    lossless = tmp_path / "song.wav"
+    sf.write(lossless, np.clip(clean, -1, 1), RATE, subtype="PCM_16")
+    for source, swapped in ((coded, True), (lossless, False)):
+        alone = restore_file(source, tmp_path / "alone.wav", random_model)
+        both = restore_file(source, tmp_path / "both.wav", random_model, lossy_model=other)
+        same = np.array_equal(sf.read(tmp_path / "alone.wav")[0], sf.read(tmp_path / "both.wav")[0])
+        assert same != swapped and ("model for lossy input" in both.action) == swapped
+        assert "model for lossy input" not in alone.action
+    assert lossy_model("fast", None) is None  # the tests set DECLIPPER_MODEL: one's own model stays
+    assert lossy_model("fast", "large") is None and lossy_model("balanced", None) is None
+
+
+def test_the_default_preset_names_the_shipped_model_for_lossy_input(monkeypatch):
+    from declipper import load_model
+    from declipper.presets import lossy_model
+
+    monkeypatch.delenv("DECLIPPER_MODEL")
+    name = lossy_model("fast", None)
+    assert name == "small-lossy"
+    assert load_model(name).metadata["stages"][-1]["steps"] > 0  # a real training run, recorded

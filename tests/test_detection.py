@@ -6,6 +6,8 @@ import pytest
 import soundfile as sf
 
 from declipper import detect
+from declipper.api import scan_file
+from declipper.codecs import Codec
 from declipper.detection import MaskStatistics, parse_threshold
 from tests.conftest import music
 
@@ -63,23 +65,49 @@ def test_dithered_clipping():
     assert true_mask_agreement(found, clean, 0.7, -0.7) > 0.999
 
 
-def test_clipping_then_lossy_coding():
-    clean = music(10, RATE, seed=5)
-    buffer = io.BytesIO()
-    sf.write(buffer, hard_clip(clean, 0.45), RATE, format="OGG", subtype="VORBIS")
-    buffer.seek(0)
-    y, _ = sf.read(buffer, dtype="float32", always_2d=True)
-    assert np.abs(y).max() > 0.45  # the decoded plateaus ripple above the level: never clamp
+@pytest.mark.parametrize("codec", ["vorbis-q4", "mp3-128"])
+def test_clipping_then_lossy_coding(codec, tmp_path):
+    """A master clipped at full scale, then coded: the plateaus become a bump that overshoots
+    full scale. The band flagged around it holds nearly every clipped sample, and the clipped
+    share reported is the truth's, not the (wider) band's."""
+    clean = music(10, RATE, seed=5, peak=2.0)
+    path = tmp_path / f"clipped{Codec(codec).suffix}"
+    path.write_bytes(Codec(codec).encode(hard_clip(clean, 1.0), RATE))
+    y, _ = sf.read(path, dtype="float32", always_2d=True)
+    assert np.abs(y).max() > 1.0  # the decoded plateaus ripple above the level: never clamp
     found = detect(y)
-    for c in range(2):
-        assert found.levels.upper[c] == pytest.approx(0.45, rel=0.05)
-        assert found.levels.lower[c] == pytest.approx(-0.45, rel=0.05)
-    truth = np.abs(clean) >= 0.45
+    truth = np.abs(clean) >= 1.0
     flagged = found.mask != 0
-    assert (flagged & truth).sum() / truth.sum() > 0.5  # most clipped samples found...
-    false_alarms = flagged & ~truth
-    assert false_alarms.sum() / flagged.sum() < 0.3  # ... and the samples flagged besides them
-    assert np.abs(clean[false_alarms]).min() > 0.8 * 0.45  # were close to the level anyway
+    for c in range(2):
+        assert found.levels.upper[c] + found.levels.upper_smear[c] == pytest.approx(1.0, rel=0.08)
+        assert found.levels.lower[c] - found.levels.lower_smear[c] == pytest.approx(-1.0, rel=0.08)
+        assert 0.01 < found.levels.upper_smear[c] < 0.4  # the band reaches below the old level
+    assert (flagged & truth).sum() / truth.sum() > 0.95  # nearly every clipped sample is flagged
+    assert np.abs(clean[flagged & ~truth]).min() > 0.6  # the rest were close to the level
+    report = scan_file(path)
+    for c in range(2):
+        assert report.clipped_fraction[c] == pytest.approx(truth[:, c].mean(), rel=0.25)
+        assert report.flagged_fraction[c] > report.clipped_fraction[c]
+
+
+@pytest.mark.parametrize("codec", ["vorbis-q4", "mp3-128"])
+def test_coded_clipping_decoded_to_16_bit(codec):
+    """Decoders that write integers (ffmpeg's default WAV) clip the codec's overshoot again at full
+    scale: a hard plateau sits on top of the coded band, and the band is what must be flagged."""
+    clean = music(10, RATE, seed=5, peak=2.0)
+    decoded = Codec(codec).round_trip(hard_clip(clean, 1.0), RATE)
+    y = (np.clip(np.round(decoded * 32768), -32768, 32767) / 32768).astype(np.float32)
+    found = detect(y)
+    truth = np.abs(clean) >= 1.0
+    for c in range(2):
+        assert found.levels.upper[c] < 0.97 and found.levels.upper_smear[c] > 0.01
+    assert ((found.mask != 0) & truth).sum() / truth.sum() > 0.95
+
+
+@pytest.mark.parametrize("codec", ["vorbis-q4", "mp3-128", "mp3-320"])
+def test_unclipped_music_coded_at_full_scale_is_not_flagged(codec):
+    clean = music(10, RATE, seed=9, peak=1 - 2**-15)
+    assert not detect(Codec(codec).round_trip(clean, RATE)).levels.any_clipped
 
 
 def loud_master(seconds, seed):

@@ -157,3 +157,36 @@ def test_a_time_budget_ends_the_run_with_a_checkpoint(tmp_path, corpus):
     assert 0 < metadata["steps"] < 100000 and metadata["wall_time_s"] >= 2.0
 
 
+
+
+def test_coded_crops_are_clipped_at_the_band_the_detector_flags(tmp_path, corpus):
+    """Half the crops go through a codec after clipping at full scale: their input is clipped at the
+    bottom of the decoded band, every sample there counts as saturated, and the clean signal mostly
+    lies beyond it; the uncoded half is plain clipping at full scale."""
+    from declipper.data import AudioCorpus
+    from declipper.training import CodedClipping
+
+    settings = TrainSettings(codecs=("mp3-64", "vorbis-q4", "opus-32"), coded_share=0.5, crop=8192)
+    # the corpus is at 16 kHz, where libsndfile codes Vorbis and Opus; at 44.1 kHz MP3 too
+    source = CodedClipping(AudioCorpus([corpus], tmp_path / "cache", (44100,)), settings, seed=0)
+    y, physics, clean = source.batch(16, torch.device("cpu"))
+    level = physics.upper
+    assert (y.abs() <= level + 1e-6).all()
+    full_scale = CodedClipping.FULL_SCALE
+    coded = (level < full_scale).flatten()
+    plain = (y == clean.clamp(-full_scale, full_scale)).all(dim=1)
+    assert 2 <= int(coded.sum()) and 2 <= int(plain.sum())  # both kinds in a batch
+    assert (level[coded] > 0.6).all()  # the band's edge lies near full scale: the codec lined up
+    mask = physics.mask(y)
+    assert ((mask != 0).float().mean(dim=1)[coded] > 0).all()
+    beyond = (clean.abs() >= 0.9 * level)[mask != 0].float().mean()
+    assert beyond > 0.95
+    with pytest.raises(ValueError, match="unknown codec"):
+        TrainSettings(codecs=("aac-128",)).check()
+
+
+def test_training_on_coded_crops_runs_and_records_its_codecs(tmp_path, corpus):
+    settings = TrainSettings(steps=2, codecs=("mp3-64",), **{**TINY, "crop": 4096})
+    train([corpus], tmp_path / "m.pt", settings, tmp_path / "cache", log=lambda m: None)
+    metadata = read_checkpoint(tmp_path / "m.pt")["metadata"]
+    assert metadata["training"]["settings"]["codecs"] == ["mp3-64"]
