@@ -183,7 +183,7 @@ class _Tail:
         # plateau (decoders shift it by up to 5 %): a bump of the music's own lies lower or wider
         if capped and (len(counts) - 1 - mode > min(BAND_REACH * (mode - rise), CAPPED_REACH * CODED_BINS)):
             return None
-        if not capped and (not above_mode.any() or len(counts) - 1 - mode < mode - rise):
+        if not capped and not (counts[mode + 1 :] <= half).any():  # unsmoothed: a narrow bump ends in a bin
             return None  # no ripple above the level: a density rising to its peak, as a sine's crest
         # ripple spreads a plateau's samples continuously: a periodic tone whose period is a whole
         # number of samples repeats a few exact values, which fill few of the fine bins
