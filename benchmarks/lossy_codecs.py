@@ -35,16 +35,12 @@ import torch
 from declipper.api import load_model, restore_file, scan_file
 from declipper.audio import audio_files, output_path
 from declipper.codecs import OPUS_RATE, Codec
-from declipper.evaluation import excerpts
+from declipper.evaluation import excerpts, sdr
 from declipper.physics import threshold_for_input_sdr
 from declipper.presets import PRESETS, lossy_model, resolve
 from declipper.sparse import ASpadeSettings
 
 FULL_SCALE = 1 - 2**-15  # the largest 16-bit sample
-
-
-def sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
-    return float(10 * np.log10((reference**2).sum() / max(((reference - estimate) ** 2).sum(), 1e-20)))
 
 
 def boosted(clean: np.ndarray, input_sdr: float) -> np.ndarray:

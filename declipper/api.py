@@ -96,12 +96,14 @@ def method_model(method: str, model: str | None) -> str | None:
 
 def make_restorer(method: str, model: Restorer | None, levels: ClippingLevels, engine: EngineSettings,
                   min_run: int, progress: ProgressCallback | None = None, sparse_share: float | None = None,
-                  sparse_settings: ASpadeSettings = ASpadeSettings()):
+                  sparse_settings: ASpadeSettings = ASpadeSettings(), lossy_model: Restorer | None = None):
     """The network's streaming engine, the model-free A-SPADE baseline, or the weighted mean of the
     two (``hybrid``, with the large model unless one is given), behind one interface.
     ``sparse_settings``: A-SPADE's, the survey's unless asked otherwise (``ASpadeSettings.quicker``)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: use {', '.join(METHODS)}")
+    if uses_lossy_model(levels, lossy_model):
+        model = lossy_model
     network = None
     if method != "aspade":
         network = StreamingRestorer(model if model is not None else load_model(method_model(method, None)),
@@ -111,6 +113,11 @@ def make_restorer(method: str, model: Restorer | None, levels: ClippingLevels, e
     sparse = ASpadeRestorer(levels, sparse_settings, min_run=min_run,
                             progress=(lambda done, total: progress("A-SPADE", done, total)) if progress else None)
     return sparse if method == "aspade" else HybridRestorer(network, sparse, sparse_share)
+
+
+def uses_lossy_model(levels: ClippingLevels, lossy_model: Restorer | None) -> bool:
+    """Whether the model for lossy input restores these levels: where a codec smeared the clipping."""
+    return lossy_model is not None and levels.smeared
 
 
 def restore(audio: np.ndarray, sample_rate: int, model: Restorer | None = None,
@@ -132,8 +139,8 @@ def restore(audio: np.ndarray, sample_rate: int, model: Restorer | None = None,
     levels = levels.without(unrestorable_channels(saturated.float().mean(dim=1).tolist()))
     if not levels.any_clipped:
         return frames.reshape(original_shape).copy()
-    restorer = make_restorer(method, lossy_model if lossy_model is not None and levels.smeared else model, levels,
-                             engine, detection.min_run, sparse_share=sparse_share, sparse_settings=sparse_settings)
+    restorer = make_restorer(method, model, levels, engine, detection.min_run, sparse_share=sparse_share,
+                             sparse_settings=sparse_settings, lossy_model=lossy_model)
     restored = np.concatenate([block for block, _ in restorer.process([clip_to_levels(frames, levels)])], axis=0)
     return restored.reshape(original_shape)
 
@@ -285,9 +292,8 @@ def restore_file(source: str | os.PathLike, target: str | os.PathLike, model: Re
                          else "no clipping found: copied unchanged")
         report.seconds = time.perf_counter() - started
         return report
-    coded = lossy_model is not None and levels.smeared
-    restorer = make_restorer(method, lossy_model if coded else model, levels, engine, detection.min_run, progress,
-                             sparse_share, sparse_settings)
+    restorer = make_restorer(method, model, levels, engine, detection.min_run, progress, sparse_share, sparse_settings,
+                             lossy_model)
     stats = MaskStatistics(details.channels)
     with atomic_target(plan.path) as temporary:
         float_plan = OutputPlan(temporary, "WAV", "FLOAT", False) if plan.make_up_gain else plan
@@ -318,7 +324,7 @@ def restore_file(source: str | os.PathLike, target: str | os.PathLike, model: Re
     report.clipped_fraction = survey.clipped(report.flagged_fraction)
     report.longest_run = stats.longest.tolist()
     report.action = plan.describe(report.gain)
-    if coded:
+    if uses_lossy_model(levels, lossy_model):
         report.action = f"{report.action}; restored by the model for lossy input"
     if is_lossy(source) and not is_lossy(plan.path):
         report.action = f"lossy input written losslessly: {report.action}"

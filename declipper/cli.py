@@ -514,7 +514,6 @@ def evaluate(
     if any(name not in BASELINES for name in baselines):
         fail(f"--baseline must be aspade, cubic or aspade,cubic, not {baseline!r}")
     try:
-        chosen_model = model
         model, method, sparse_speedup = resolve(quality, model, method, sparse_speedup)
     except ValueError as error:
         fail(str(error))

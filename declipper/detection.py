@@ -134,7 +134,8 @@ class _Tail:
             t *= 2
         return None
 
-    def _coded_plateau(self, above, tolerance: float, top: float | None = None) -> tuple[float, float, float, float] | None:
+    def _coded_plateau(self, above, tolerance: float,
+                       top: float | None = None) -> tuple[float, float, float, float] | None:
         """Clipping then lossy coding: the codec spreads each plateau into a bump around the level.
 
         In bins of 0.5 % of the peak (smoothed over a few bins), the bump is the highest local
@@ -142,8 +143,8 @@ class _Tail:
         above it (a square-wave synth also piles its samples at one amplitude, but inside the
         music's range, not at its top). Returns (level, spread, pile, smear): the level is the
         bottom of the band of smeared samples, BAND_REACH times the distance from the bump's
-        centre down to its half height below the centre (so that nearly all the plateau's samples lie above it);
-        the pile, the number of clipped samples, is the bump's excess over the valley's density;
+        centre down to its half height below it (so that nearly all the plateau's samples lie
+        above); the pile, the number of clipped samples, is the bump's excess over the valley's density;
         the smear is the centre's height above the level. ``top``: look below it only (the samples
         above it make a hard plateau of their own).
         """
@@ -174,8 +175,8 @@ class _Tail:
             return None
         mode, valley_at, valley = found
         half = (smooth[mode] + valley) / 2
-        below, above_mode = smooth[mode::-1] <= half, smooth[mode:] <= half  # the bump's half height, each side
-        rise = mode - int(np.argmax(below)) if below.any() else 0
+        under, above_mode = smooth[mode::-1] <= half, smooth[mode:] <= half  # the bump's half height, each side
+        rise = mode - int(np.argmax(under)) if under.any() else 0
         fall = mode + int(np.argmax(above_mode)) if above_mode.any() else len(counts) - 1  # or up to a hard plateau
         if counts[min(fall + 2 * (fall - mode) + 2, len(counts)) :].sum() > TOP_SHARE * counts[valley_at:].sum():
             return None
@@ -228,6 +229,8 @@ class LevelEstimator:
         self.tolerance = tolerance
         self.tails = [(_Tail(), _Tail()) for _ in range(channels)]
         self.frames = 0
+        # per channel and polarity, set by levels(): clipped samples under a coded plateau, or None
+        self.piles: list[tuple[float | None, float | None]] = [(None, None)] * channels
 
     def update(self, block: np.ndarray) -> None:
         self.frames += len(block)
@@ -253,7 +256,7 @@ class LevelEstimator:
 
     def levels(self) -> ClippingLevels:
         upper, lower, upper_spread, lower_spread, upper_smear, lower_smear = [], [], [], [], [], []
-        self.piles = []  # per channel and polarity: clipped samples under a coded plateau, or None
+        self.piles = []
         for positive, negative in self.tails:
             level, spread, high_pile, smear = positive.level(self.tolerance)
             upper.append(level)
@@ -271,9 +274,8 @@ class LevelEstimator:
         """Per channel, the estimated share of clipped samples minus the share flagged, from the
         coded plateaus that levels() found: the band of smeared samples flagged for restoration also
         holds unclipped ones (and misses a few clipped ones), so what it flags overstates the clipping."""
-        piles = getattr(self, "piles", None) or [(None, None)] * len(self.tails)
         corrections = []
-        for channel, ((positive, negative), (high, low)) in enumerate(zip(self.tails, piles)):
+        for channel, ((positive, negative), (high, low)) in enumerate(zip(self.tails, self.piles)):
             correction = 0.0
             if high is not None:
                 correction += high - positive.count_from(levels.upper[channel] - levels.upper_spread[channel])

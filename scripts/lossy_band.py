@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from lossy_codecs import FULL_SCALE, boosted, sdr  # noqa: E402
+from lossy_codecs import FULL_SCALE, boosted  # noqa: E402
 
 from declipper.api import load_model, restore  # noqa: E402
 from declipper.audio import audio_files  # noqa: E402
 from declipper.codecs import Codec  # noqa: E402
-from declipper.evaluation import excerpts  # noqa: E402
+from declipper.evaluation import excerpts, sdr  # noqa: E402
 from declipper.physics import ClippingLevels  # noqa: E402
 
 PERCENTILES = (50, 25, 10, 5, 2, 1, 0.3, 0, -5, -10)
